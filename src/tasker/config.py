@@ -1,0 +1,73 @@
+"""Settings: one frozen object, read from ``TASKER_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tasker.exceptions import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite:///./tasker.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """
+    database_url: ``sqlite:///path`` or ``postgresql://user@host:port/db``
+        (``TASKER_DATABASE_URL``, default ``sqlite:///./tasker.db``).
+    templates: directories, files or modules holding templates (``TASKER_TEMPLATES``,
+        ``os.pathsep``-separated, default none).
+    lease_seconds: how long a claim holds without a heartbeat (``TASKER_LEASE_SECONDS``,
+        default 30 s; workers heartbeat every third of it).
+    log_format: ``text`` or ``json`` (``TASKER_LOG_FORMAT``, default ``text``).
+    auth: whether the REST API demands bearer tokens (``TASKER_AUTH``, ``off``/``on``,
+        default off).
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    templates: tuple[str, ...] = field(default_factory=tuple)
+    lease_seconds: float = 30.0
+    log_format: str = "text"
+    auth: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if url := env.get("TASKER_DATABASE_URL"):
+            values["database_url"] = url
+        if templates := env.get("TASKER_TEMPLATES"):
+            values["templates"] = tuple(p for p in templates.split(os.pathsep) if p)
+        if lease := env.get("TASKER_LEASE_SECONDS"):
+            try:
+                values["lease_seconds"] = float(lease)
+            except ValueError:
+                raise ConfigurationError(
+                    f"TASKER_LEASE_SECONDS must be a number of seconds, got {lease!r}"
+                ) from None
+        if fmt := env.get("TASKER_LOG_FORMAT"):
+            values["log_format"] = fmt
+        if auth := env.get("TASKER_AUTH"):
+            values["auth"] = _parse_switch("TASKER_AUTH", auth)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.lease_seconds <= 0:
+            raise ConfigurationError("lease_seconds must be positive")
+        if self.log_format not in ("text", "json"):
+            raise ConfigurationError(
+                f"TASKER_LOG_FORMAT must be 'text' or 'json', got {self.log_format!r}"
+            )
+
+
+def _parse_switch(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ConfigurationError(f"{name} must be 'on' or 'off', got {value!r}")

@@ -1,0 +1,77 @@
+"""Task and step state machines, as data.
+
+The allowed-transition tables below are the single source of truth: the engine
+checks every change against them and ``docs/architecture.md`` carries a mermaid
+diagram that a test compares with them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class State(StrEnum):
+    """One vocabulary for tasks and steps."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETE = "complete"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    RESOLVED_MANUALLY = "resolved_manually"
+
+
+# Aliases kept for readers who think of the two machines separately.
+TaskState = State
+StepState = State
+
+P, R, C, E, X, M = (
+    State.PENDING,
+    State.IN_PROGRESS,
+    State.COMPLETE,
+    State.ERROR,
+    State.CANCELLED,
+    State.RESOLVED_MANUALLY,
+)
+
+STEP_TRANSITIONS: dict[State, frozenset[State]] = {
+    P: frozenset({R, X, M}),
+    # in_progress -> error covers a failed attempt and an expired lease alike.
+    R: frozenset({C, E, X}),
+    # error -> in_progress is the automatic retry, error -> pending the manual one.
+    E: frozenset({R, P, M, X}),
+    C: frozenset(),
+    X: frozenset(),
+    M: frozenset(),
+}
+
+TASK_TRANSITIONS: dict[State, frozenset[State]] = {
+    P: frozenset({R, X, E}),
+    R: frozenset({C, E, X}),
+    E: frozenset({R, M, X}),
+    C: frozenset(),
+    X: frozenset(),
+    M: frozenset(),
+}
+
+# States that satisfy a dependency and count towards task completion.
+DONE_STATES = frozenset({C, M})
+# States a task or step never leaves.
+FINAL_STATES = frozenset({C, X, M})
+
+
+def can_transition(table: dict[State, frozenset[State]], current: State, target: State) -> bool:
+    """True when ``current -> target`` is allowed. Staying put is always allowed (a no-op)."""
+    return current == target or target in table[current]
+
+
+def mermaid(table: dict[State, frozenset[State]]) -> str:
+    """The table as a mermaid ``stateDiagram-v2``, edges sorted for stable output."""
+    lines = ["stateDiagram-v2", "    [*] --> pending"]
+    for src in State:
+        for dst in sorted(table[src], key=lambda s: list(State).index(s)):
+            lines.append(f"    {src.value} --> {dst.value}")
+    for final in State:
+        if not table[final]:
+            lines.append(f"    {final.value} --> [*]")
+    return "\n".join(lines)

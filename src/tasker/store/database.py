@@ -1,0 +1,114 @@
+"""The driver boundary: a database runs named queries inside transactions.
+
+Engine code is written once against :class:`Connection`; each backend supplies the
+dialect's SQL (same query names) and converts values both ways, so nothing above
+this layer branches on the dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+# Columns whose values are JSON documents; SQLite stores them as text.
+JSON_COLUMNS = frozenset(
+    {
+        "context",
+        "tags",
+        "trace_context",
+        "config",
+        "results",
+        "error",
+        "metadata",
+        "payload",
+        "definition",
+        "namespaces",
+        "depends_on",
+        "scopes",
+    }
+)
+# Columns holding booleans; SQLite stores them as 0/1.
+BOOL_COLUMNS = frozenset(
+    {"retryable", "dependencies_satisfied", "retry_eligible", "ready_for_execution"}
+)
+
+
+def is_time_column(name: str) -> bool:
+    """Every timestamp column ends in ``_at`` (``created_at``, ``next_retry_at``...)."""
+    return name.endswith("_at")
+
+
+@dataclass(frozen=True)
+class Json:
+    """Marks a parameter to be sent as a JSON document (a list of rows, a mapping...).
+
+    Plain lists are sent as arrays of scalars (ids, names), which PostgreSQL reads
+    natively and SQLite through ``json_each``.
+    """
+
+    value: Any
+
+
+class Connection(Protocol):
+    """One open transaction."""
+
+    def fetch_all(self, query: str, /, **params: Any) -> list[Row]: ...
+
+    def fetch_one(self, query: str, /, **params: Any) -> Row | None: ...
+
+    def execute(self, query: str, /, **params: Any) -> int:
+        """Run ``query``; returns the number of rows it changed."""
+        ...
+
+    def execute_script(self, sql: str) -> None:
+        """Run raw SQL of several statements (migrations only)."""
+        ...
+
+
+class Database(Protocol):
+    dialect: str
+    url: str
+
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction: committed on normal exit, rolled back on an exception."""
+        ...
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A read-only snapshot for queries that change nothing."""
+        ...
+
+    def listen(self, channel: str, timeout_seconds: float) -> bool:
+        """Wait up to ``timeout_seconds`` for a notification; False when none came
+        or the backend has no notifications (callers poll)."""
+        ...
+
+    def notify(self, channel: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def open_database(url: str, **options: Any) -> Database:
+    """Open the database ``url`` names: ``sqlite:///path`` or ``postgresql://...``."""
+    from tasker.exceptions import ConfigurationError
+
+    if url.startswith("sqlite:"):
+        from tasker.store.sqlite import SQLiteDatabase
+
+        return SQLiteDatabase(url, **options)
+    if url.startswith(("postgresql:", "postgres:")):
+        from tasker.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(url, **options)
+    raise ConfigurationError(
+        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db "
+        "or postgresql://user@host:5432/dbname"
+    )

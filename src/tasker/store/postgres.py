@@ -1,0 +1,157 @@
+"""PostgreSQL backend: psycopg 3 with a connection pool; every object in schema ``tasker``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tasker.exceptions import DatabaseUnavailable, DuplicateKey, SchemaNotReady, StoreError
+from tasker.store.database import Json, Row
+from tasker.store.queries import load_queries
+
+
+def _to_sql(value: Any) -> Any:
+    if isinstance(value, Json | dict):
+        return Jsonb(value.value if isinstance(value, Json) else value)
+    return value
+
+
+def _from_sql(row: dict[str, Any]) -> Row:
+    for name, value in row.items():
+        if isinstance(value, datetime):
+            row[name] = value.astimezone(UTC)
+    return row
+
+
+@contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn driver errors into Tasker's own."""
+    try:
+        yield
+    except pg_errors.UniqueViolation as exc:
+        raise DuplicateKey(str(exc)) from exc
+    except (
+        pg_errors.UndefinedTable,
+        pg_errors.InvalidSchemaName,
+        pg_errors.UndefinedFunction,
+    ) as exc:
+        raise SchemaNotReady(
+            f"the database has no (or an old) Tasker schema: run `tasker db upgrade` ({exc})"
+        ) from exc
+    except psycopg_pool.PoolTimeout as exc:
+        raise DatabaseUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"{what}: {exc}") from exc
+
+
+class PostgresConnection:
+    def __init__(self, raw: psycopg.Connection[dict[str, Any]], queries: dict[str, str]):
+        self._raw = raw
+        self._queries = queries
+
+    def _run(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[dict[str, Any]]:
+        with translate_errors(query):
+            return self._raw.execute(
+                self._queries[query],
+                {k: _to_sql(v) for k, v in params.items()},
+            )
+
+    def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
+        cursor = self._run(query, params)
+        return [_from_sql(row) for row in cursor.fetchall()]
+
+    def fetch_one(self, query: str, /, **params: Any) -> Row | None:
+        rows = self.fetch_all(query, **params)
+        return rows[0] if rows else None
+
+    def execute(self, query: str, /, **params: Any) -> int:
+        return self._run(query, params).rowcount
+
+    def execute_script(self, sql: str) -> None:
+        with translate_errors("migration"):
+            self._raw.execute(sql)
+
+
+class PostgresDatabase:
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        connect_timeout_seconds: float = 5.0,
+    ):
+        self.url = url
+        self._queries = load_queries("postgres")
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": max(int(connect_timeout_seconds), 1),
+            },
+            timeout=connect_timeout_seconds,
+            open=False,
+        )
+        with translate_errors("connect"):
+            self._pool.open(wait=True, timeout=connect_timeout_seconds)
+        self._listener: psycopg.Connection[Any] | None = None
+        self._listener_lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresConnection]:
+        with (
+            translate_errors("transaction"),
+            self._pool.connection() as raw,
+            raw.transaction(),
+        ):
+            yield PostgresConnection(raw, self._queries)  # type: ignore[arg-type]
+
+    @contextmanager
+    def read(self) -> Iterator[PostgresConnection]:
+        # REPEATABLE READ gives multi-query reads (a task and its steps) one snapshot.
+        with translate_errors("read"), self._pool.connection() as raw:
+            # psycopg opens the transaction implicitly; this must be its first statement.
+            raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield PostgresConnection(raw, self._queries)  # type: ignore[arg-type]
+            finally:
+                raw.rollback()
+
+    def listen(self, channel: str, timeout_seconds: float) -> bool:
+        with self._listener_lock:
+            try:
+                if self._listener is None or self._listener.closed:
+                    self._listener = psycopg.connect(self.url, autocommit=True)
+                    self._listener.execute(f"LISTEN {channel}")
+                for _ in self._listener.notifies(timeout=timeout_seconds, stop_after=1):
+                    return True
+            except psycopg.Error:
+                # The listener is an optimisation; callers poll anyway.
+                if self._listener is not None:
+                    self._listener.close()
+                self._listener = None
+            return False
+
+    def notify(self, channel: str) -> None:
+        with translate_errors("notify"), self._pool.connection() as raw:
+            raw.execute(f"NOTIFY {channel}")
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        self._pool.close()

@@ -1,0 +1,202 @@
+"""SQLite backend: one file in WAL mode, stdlib ``sqlite3``.
+
+Writes take the database lock up front (``BEGIN IMMEDIATE``) so two processes never
+deadlock upgrading a read lock; ``busy_timeout`` makes a writer wait its turn instead
+of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tasker.exceptions import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    DuplicateKey,
+    SchemaNotReady,
+    StoreError,
+)
+from tasker.store.database import BOOL_COLUMNS, JSON_COLUMNS, Json, Row, is_time_column
+from tasker.store.queries import load_queries
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: Tasker works in timezone-aware UTC")
+    return value.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel/path`` -> ``rel/path``; ``sqlite:////abs`` -> ``/abs``."""
+    if not url.startswith("sqlite:///"):
+        raise ConfigurationError(
+            f"bad SQLite URL {url!r}: expected sqlite:///relative/path.db or sqlite:////abs.db"
+        )
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise ConfigurationError(f"bad SQLite URL {url!r}: no file path")
+    return path
+
+
+def _to_sql(value: Any) -> Any:
+    if isinstance(value, Json):
+        return json.dumps(value.value, default=_json_default)
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, list | tuple):
+        return json.dumps(list(value), default=_json_default)
+    if isinstance(value, dict):
+        return json.dumps(value, default=_json_default)
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_time(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _from_sql(cursor: sqlite3.Cursor, raw: tuple[Any, ...]) -> Row:
+    row: Row = {}
+    for (name, *_), value in zip(cursor.description, raw, strict=True):
+        if value is not None:
+            if name in JSON_COLUMNS and isinstance(value, str):
+                value = json.loads(value)
+            elif name in BOOL_COLUMNS:
+                value = bool(value)
+            elif is_time_column(name) and isinstance(value, str):
+                value = parse_time(value)
+        row[name] = value
+    return row
+
+
+class SQLiteConnection:
+    def __init__(self, raw: sqlite3.Connection, queries: dict[str, str]):
+        self._raw = raw
+        self._queries = queries
+
+    def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
+        sql = self._queries[query]
+        try:
+            return self._raw.execute(sql, {k: _to_sql(v) for k, v in params.items()})
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise DuplicateKey(str(exc)) from exc
+            raise StoreError(f"{query}: {exc}") from exc
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                raise SchemaNotReady(
+                    "the database has no Tasker schema: run `tasker db upgrade`"
+                ) from exc
+            raise StoreError(f"{query}: {exc}") from exc
+
+    def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
+        cursor = self._run(query, params)
+        return [_from_sql(cursor, raw) for raw in cursor.fetchall()]
+
+    def fetch_one(self, query: str, /, **params: Any) -> Row | None:
+        rows = self.fetch_all(query, **params)
+        return rows[0] if rows else None
+
+    def execute(self, query: str, /, **params: Any) -> int:
+        return self._run(query, params).rowcount
+
+    def execute_script(self, sql: str) -> None:
+        # executescript would COMMIT the surrounding transaction; run statement by statement.
+        for statement in _split_statements(sql):
+            self._raw.execute(statement)
+
+
+def _split_statements(sql: str) -> list[str]:
+    statements, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current)
+            current = ""
+    if current.strip() and not all(
+        part.strip().startswith("--") for part in current.strip().splitlines()
+    ):
+        statements.append(current)
+    return statements
+
+
+class SQLiteDatabase:
+    """A SQLite file shared by threads of this process (one connection, one lock) and
+    by other processes (WAL, ``BEGIN IMMEDIATE``, busy timeout)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, busy_timeout_seconds: float = 30.0):
+        self.url = url
+        self.path = path_from_url(url)
+        if self.path != ":memory:":
+            parent = Path(self.path).parent
+            if not parent.exists():
+                raise DatabaseUnavailable(f"cannot open {self.path}: {parent} does not exist")
+        try:
+            self._raw = sqlite3.connect(
+                self.path,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,
+                timeout=busy_timeout_seconds,
+            )
+            self._raw.execute("PRAGMA journal_mode=WAL")
+            self._raw.execute("PRAGMA synchronous=NORMAL")
+            self._raw.execute("PRAGMA foreign_keys=ON")
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"cannot open {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._queries = load_queries("sqlite")
+        self._conn = SQLiteConnection(self._raw, self._queries)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SQLiteConnection]:
+        with self._lock:
+            self._begin("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._raw.execute("ROLLBACK")
+                raise
+            else:
+                self._raw.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[SQLiteConnection]:
+        with self._lock:
+            self._begin("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._raw.execute("ROLLBACK")
+
+    def _begin(self, statement: str) -> None:
+        try:
+            self._raw.execute(statement)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def listen(self, channel: str, timeout_seconds: float) -> bool:
+        return False
+
+    def notify(self, channel: str) -> None:
+        pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._raw.close()
