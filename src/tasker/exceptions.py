@@ -14,7 +14,8 @@
     └── StoreError                  the database failed
         ├── DatabaseUnavailable     cannot connect
         ├── SchemaNotReady          migrations have not been applied
-        └── DuplicateKey            a unique constraint refused a row
+        ├── DuplicateKey            a unique constraint refused a row
+        └── TransientStoreError     deadlock, serialization failure, busy: safe to retry
 
     RetryableError, PermanentError  raised by handlers, not by Tasker
 """
@@ -119,3 +120,8 @@ class PermanentError(Exception):
 
 class DuplicateKey(StoreError):
     """A unique constraint refused a row (used to detect idempotency races)."""
+
+
+class TransientStoreError(StoreError):
+    """The transaction lost a race (deadlock, serialization failure, busy database);
+    running it again is safe."""

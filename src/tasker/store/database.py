@@ -72,6 +72,7 @@ class Connection(Protocol):
 class Database(Protocol):
     dialect: str
     url: str
+    supports_notify: bool  # whether listen() can wake a worker before its poll interval
 
     def transaction(self) -> AbstractContextManager[Connection]:
         """A write transaction: committed on normal exit, rolled back on an exception."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,14 +15,30 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from tasker.exceptions import DatabaseUnavailable, DuplicateKey, SchemaNotReady, StoreError
+from tasker.exceptions import (
+    DatabaseUnavailable,
+    DuplicateKey,
+    SchemaNotReady,
+    StoreError,
+    TransientStoreError,
+)
 from tasker.store.database import Json, Row
 from tasker.store.queries import load_queries
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
 def _to_sql(value: Any) -> Any:
     if isinstance(value, Json | dict):
-        return Jsonb(value.value if isinstance(value, Json) else value)
+        return Jsonb(value.value if isinstance(value, Json) else value, dumps=_dumps)
     return value
 
 
@@ -37,6 +54,8 @@ def translate_errors(what: str) -> Iterator[None]:
     """Turn driver errors into Tasker's own."""
     try:
         yield
+    except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as exc:
+        raise TransientStoreError(f"{what}: {exc}") from exc
     except pg_errors.UniqueViolation as exc:
         raise DuplicateKey(str(exc)) from exc
     except (
@@ -85,6 +104,7 @@ class PostgresConnection:
 
 class PostgresDatabase:
     dialect = "postgres"
+    supports_notify = True
 
     def __init__(
         self,

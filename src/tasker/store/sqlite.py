@@ -22,6 +22,7 @@ from tasker.exceptions import (
     DuplicateKey,
     SchemaNotReady,
     StoreError,
+    TransientStoreError,
 )
 from tasker.store.database import BOOL_COLUMNS, JSON_COLUMNS, Json, Row, is_time_column
 from tasker.store.queries import load_queries
@@ -98,6 +99,8 @@ class SQLiteConnection:
                 raise DuplicateKey(str(exc)) from exc
             raise StoreError(f"{query}: {exc}") from exc
         except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TransientStoreError(f"{query}: {exc}") from exc
             if "no such table" in str(exc):
                 raise SchemaNotReady(
                     "the database has no Tasker schema: run `tasker db upgrade`"
@@ -140,6 +143,7 @@ class SQLiteDatabase:
     by other processes (WAL, ``BEGIN IMMEDIATE``, busy timeout)."""
 
     dialect = "sqlite"
+    supports_notify = False
 
     def __init__(self, url: str, *, busy_timeout_seconds: float = 30.0):
         self.url = url
@@ -189,6 +193,8 @@ class SQLiteDatabase:
         try:
             self._raw.execute(statement)
         except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise TransientStoreError(f"{self.path}: {exc}") from exc
             raise StoreError(f"{self.path}: {exc}") from exc
 
     def listen(self, channel: str, timeout_seconds: float) -> bool:

@@ -110,6 +110,12 @@ CREATE INDEX steps_claimable_idx ON tasker.steps (claimable_at, id)
 -- The lease reaper: running steps by lease expiry.
 CREATE INDEX steps_lease_idx ON tasker.steps (lease_expires_at)
     WHERE status = 'in_progress';
+-- Finalization: a task's steps that can still run (running, claimable, awaiting retry).
+CREATE INDEX steps_live_idx ON tasker.steps (task_id)
+    WHERE status = 'in_progress' OR claimable_at IS NOT NULL;
+-- Finalization: a task's permanently failed steps (failed and never claimable again).
+CREATE INDEX steps_failed_idx ON tasker.steps (task_id)
+    WHERE status = 'error' AND claimable_at IS NULL;
 -- Analytics and slowest-step queries scan recently finished steps.
 CREATE INDEX steps_completed_at_idx ON tasker.steps (completed_at)
     WHERE completed_at IS NOT NULL;

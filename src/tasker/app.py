@@ -1,0 +1,283 @@
+"""``Tasker``: the application object the CLI, the API, workers and tests share.
+
+Dependencies come in through the constructor (database, template registry, clock,
+settings); nothing here is global.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from tasker.clock import Clock, SystemClock
+from tasker.config import Settings
+from tasker.definitions import TemplateDefinition, TemplateRegistry
+from tasker.engine import creation, execution, recovery
+from tasker.engine.creation import TaskRequest
+from tasker.engine.views import event_json, task_json, transition_json
+from tasker.exceptions import DuplicateKey, NotFound, TemplateNotFound, TransientStoreError
+from tasker.store import readiness as readiness_sql
+from tasker.store.database import Connection, Database, open_database
+
+T = TypeVar("T")
+
+
+class Tasker:
+    def __init__(
+        self,
+        database: Database,
+        registry: TemplateRegistry | None = None,
+        *,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+        rand: random.Random | None = None,
+    ):
+        self.database = database
+        self.registry = registry or TemplateRegistry()
+        self.clock: Clock = clock or SystemClock()
+        self.settings = settings or Settings(database_url=database.url)
+        self.rand = rand
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Tasker:
+        registry = TemplateRegistry.from_paths(settings.templates)
+        return cls(open_database(settings.database_url), registry, clock=clock, settings=settings)
+
+    def close(self) -> None:
+        self.database.close()
+
+    def __enter__(self) -> Tasker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions ---------------------------------------------------------------
+
+    def write(self, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
+        """Run ``work`` in a write transaction, again if it lost a race (deadlock, busy)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.database.transaction() as conn:
+                    return work(conn)
+            except TransientStoreError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        with self.database.read() as conn:
+            return work(conn)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # -- templates ------------------------------------------------------------------
+
+    def template(
+        self, name: str, namespace: str = "default", version: str | None = None
+    ) -> TemplateDefinition:
+        """A template from this process's registry, else one a worker stored."""
+        try:
+            return self.registry.get(name, namespace, version)
+        except TemplateNotFound:
+            stored = [
+                TemplateDefinition.from_dict(row["definition"], source="database")
+                for row in self.read(lambda c: c.fetch_all("list_stored_templates"))
+                if row["namespace"] == namespace
+                and row["name"] == name
+                and (version is None or row["version"] == version)
+            ]
+            if not stored:
+                raise
+            return max(stored, key=TemplateDefinition.version_tuple)
+
+    def register_templates(self) -> int:
+        """Store every registered template's definition (so other processes can see it)."""
+        templates = self.registry.all()
+        now = self.now()
+
+        def work(conn: Connection) -> int:
+            for template in templates:
+                creation.register_template(conn, template, now)
+            return len(templates)
+
+        return self.write(work)
+
+    # -- tasks ----------------------------------------------------------------------
+
+    def create_task(self, request: TaskRequest, *, actor: str | None = None) -> tuple[int, bool]:
+        """Create a task; returns ``(task_id, created)``. With an idempotency key, the same
+        request returns the existing task (created False) and a different one raises
+        IdempotencyConflict. Nothing is written when the request is invalid."""
+        template = self.template(request.name, request.namespace, request.version)
+        creation.check_request(template, request)
+
+        def work(conn: Connection) -> tuple[int, bool]:
+            existing = creation.find_idempotent(conn, template, request)
+            if existing is not None:
+                return existing, False
+            return creation.insert_task(conn, template, request, self.now(), actor), True
+
+        try:
+            return self.write(work)
+        except DuplicateKey:
+            # Another request with the same key won the race: answer as if it came first.
+            return self.write(work)
+
+    def get_task(self, task_id: int, *, with_steps: bool = True) -> dict[str, Any]:
+        def work(conn: Connection) -> dict[str, Any]:
+            task = conn.fetch_one("get_task", task_id=task_id)
+            if task is None:
+                raise NotFound(f"task {task_id} does not exist")
+            steps = conn.fetch_all("task_step_views", task_ids=[task_id]) if with_steps else None
+            return task_json(task, steps)
+
+        return self.read(work)
+
+    def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        rows = self.read(
+            lambda c: c.fetch_all(
+                "list_tasks",
+                status=status,
+                namespace=namespace,
+                name=name,
+                before_id=before_id,
+                limit=limit,
+            )
+        )
+        return [task_json(row, None) for row in rows]
+
+    def task_status(self, task_id: int) -> str:
+        row = self.read(lambda c: c.fetch_one("get_task", task_id=task_id))
+        if row is None:
+            raise NotFound(f"task {task_id} does not exist")
+        status: str = row["status"]
+        return status
+
+    # -- operator actions -----------------------------------------------------------
+
+    def cancel_task(
+        self, task_id: int, *, actor: str | None = None, reason: str | None = None
+    ) -> bool:
+        return self.write(
+            lambda c: recovery.cancel_task(c, task_id, self.now(), actor=actor, reason=reason)
+        )
+
+    def retry_task(
+        self, task_id: int, *, actor: str | None = None, reason: str | None = None
+    ) -> list[str]:
+        return self.write(
+            lambda c: recovery.retry_task(c, task_id, self.now(), actor=actor, reason=reason)
+        )
+
+    def retry_step(
+        self, task_id: int, step: str, *, actor: str | None = None, reason: str | None = None
+    ) -> None:
+        self.write(
+            lambda c: recovery.retry_step(c, task_id, step, self.now(), actor=actor, reason=reason)
+        )
+
+    def resolve_step(
+        self, task_id: int, step: str, *, reason: str, actor: str | None = None, results: Any = None
+    ) -> None:
+        self.write(
+            lambda c: recovery.resolve_step(
+                c, task_id, step, self.now(), actor=actor, reason=reason, results=results
+            )
+        )
+
+    # -- execution (used by workers and the in-process runner) ----------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        limit: int,
+        namespaces: list[str] | None = None,
+        lease_seconds: float | None = None,
+        task_id: int | None = None,
+    ) -> list[execution.ClaimedStep]:
+        lease = lease_seconds or self.settings.lease_seconds
+        return self.write(
+            lambda c: execution.claim_steps(
+                c,
+                worker_id=worker_id,
+                limit=limit,
+                lease_seconds=lease,
+                namespaces=namespaces,
+                now=self.now(),
+                task_id=task_id,
+            )
+        )
+
+    def record(
+        self, outcomes: list[execution.Outcome], actor: str | None = None
+    ) -> execution.OutcomeReport:
+        return self.write(
+            lambda c: execution.record_outcomes(
+                c, outcomes, now=self.now(), actor=actor, rand=self.rand
+            )
+        )
+
+    def reap_expired_leases(self, limit: int = 100) -> execution.OutcomeReport:
+        return self.write(
+            lambda c: execution.reap_expired_leases(c, now=self.now(), limit=limit, rand=self.rand)
+        )
+
+    def next_claimable_at(
+        self, namespaces: list[str] | None = None, task_id: int | None = None
+    ) -> datetime | None:
+        row = self.read(
+            lambda c: c.fetch_one("next_claimable_at", namespaces=namespaces, task_id=task_id)
+        )
+        return row["claimable_at"] if row else None
+
+    def has_live_work(
+        self, namespaces: list[str] | None = None, task_id: int | None = None
+    ) -> bool:
+        row = self.read(lambda c: c.fetch_one("live_work", namespaces=namespaces, task_id=task_id))
+        return bool(row and row["n"])
+
+    # -- inspection -----------------------------------------------------------------
+
+    def readiness(self, task_id: int) -> list[readiness_sql.StepReadiness]:
+        self.task_status(task_id)
+        return self.read(lambda c: readiness_sql.step_readiness(c, task_id, self.now()))
+
+    def execution_context(self, task_id: int) -> readiness_sql.TaskExecutionContext:
+        found = self.read(lambda c: readiness_sql.execution_context(c, task_id, self.now()))
+        if found is None:
+            raise NotFound(f"task {task_id} does not exist")
+        return found
+
+    def dependency_levels(self, task_id: int) -> dict[int, int]:
+        self.task_status(task_id)
+        return self.read(lambda c: readiness_sql.dependency_levels(c, task_id))
+
+    def transitions(self, task_id: int) -> list[dict[str, Any]]:
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            if conn.fetch_one("get_task", task_id=task_id) is None:
+                raise NotFound(f"task {task_id} does not exist")
+            rows = conn.fetch_all("task_transitions", task_id=task_id)
+            rows += conn.fetch_all("step_transitions_of_task", task_id=task_id)
+            return [transition_json(r) for r in rows]
+
+        return self.read(work)
+
+    def events(
+        self, after_id: int = 0, *, task_id: int | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        rows = self.read(
+            lambda c: c.fetch_all("events_after", after_id=after_id, task_id=task_id, limit=limit)
+        )
+        return [event_json(r) for r in rows]

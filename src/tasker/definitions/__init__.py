@@ -1,0 +1,18 @@
+"""Task templates: parsed from YAML or declared in Python, validated, and registered."""
+
+from __future__ import annotations
+
+from tasker.definitions.builder import Template
+from tasker.definitions.loader import load_template_file, load_templates
+from tasker.definitions.registry import TemplateRegistry
+from tasker.definitions.template import StepSpec, TemplateDefinition, validate_template
+
+__all__ = [
+    "StepSpec",
+    "Template",
+    "TemplateDefinition",
+    "TemplateRegistry",
+    "load_template_file",
+    "load_templates",
+    "validate_template",
+]

@@ -1,0 +1,306 @@
+"""The validated, immutable form of a task template and the rules it must satisfy."""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import json
+import math
+import re
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from tasker.definitions.handlers import import_handler, split_handler_path
+from tasker.exceptions import TemplateError, ValidationError
+from tasker.retry import Backoff
+
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
+DEFAULT_BACKOFF = Backoff()  # frozen, so one shared instance is safe as a default
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step of a template. Defaults are the built-in ones; YAML ``defaults`` override them."""
+
+    name: str
+    handler: str  # "module:callable"
+    depends_on: tuple[str, ...] = ()
+    max_attempts: int = 3  # total executions allowed, the first one included
+    retryable: bool = True
+    timeout_seconds: float | None = 300.0  # per attempt; None = no timeout
+    backoff: Backoff = DEFAULT_BACKOFF
+    config: dict[str, Any] = field(default_factory=dict)  # handed to the handler
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "handler": self.handler,
+            "depends_on": list(self.depends_on),
+            "description": self.description,
+            "config": copy.deepcopy(self.config),
+            "max_attempts": self.max_attempts,
+            "retryable": self.retryable,
+            "timeout_seconds": self.timeout_seconds,
+            "backoff": asdict(self.backoff),
+        }
+
+
+@dataclass(frozen=True)
+class TemplateDefinition:
+    """A DAG of steps, keyed ``namespace/name@version``. Build it with the loader or builder."""
+
+    namespace: str
+    name: str
+    version: str
+    steps: tuple[StepSpec, ...]  # declaration order
+    description: str | None = None
+    context_schema: dict[str, Any] | None = None
+    source: str | None = field(default=None, compare=False)  # file path or "python:module"
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}@{self.version}"
+
+    def version_tuple(self) -> tuple[int, ...]:
+        if not isinstance(self.version, str) or not VERSION_PATTERN.match(self.version):
+            raise TemplateError(
+                f"version {self.version!r} is not a dotted numeric version such as 1.0.0",
+                source=self.source,
+            )
+        return tuple(int(part) for part in self.version.split("."))
+
+    def step(self, name: str) -> StepSpec:
+        for spec in self.steps:
+            if spec.name == name:
+                return spec
+        known = ", ".join(spec.name for spec in self.steps)
+        raise TemplateError(f"template {self.key} has no step {name!r}; steps: {known}")
+
+    def topological_order(self) -> list[str]:
+        """Step names, parents first (Kahn's algorithm; ties go to the earlier-declared step)."""
+        position = {spec.name: index for index, spec in enumerate(self.steps)}
+        waiting_on = {spec.name: len(set(spec.depends_on)) for spec in self.steps}
+        children: dict[str, list[str]] = {spec.name: [] for spec in self.steps}
+        for spec in self.steps:
+            for parent in set(spec.depends_on):
+                children[parent].append(spec.name)
+        ready = [position[name] for name, count in waiting_on.items() if count == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            name = self.steps[heapq.heappop(ready)].name
+            order.append(name)
+            for child in children[name]:
+                waiting_on[child] -= 1
+                if waiting_on[child] == 0:
+                    heapq.heappush(ready, position[child])
+        if len(order) != len(self.steps):
+            raise TemplateError(_describe_cycle(self.steps), source=self.source)
+        return order
+
+    def dependency_levels(self) -> dict[str, int]:
+        """Each step's level: 0 for roots, else the length of the longest path from a root."""
+        levels: dict[str, int] = {}
+        for name in self.topological_order():
+            parents = self.step(name).depends_on
+            levels[name] = 1 + max(levels[parent] for parent in parents) if parents else 0
+        return {spec.name: levels[spec.name] for spec in self.steps}
+
+    def validate_context(self, context: Any) -> None:
+        """Raise ValidationError listing every way ``context`` breaks the ``context_schema``."""
+        if not isinstance(context, dict):
+            raise ValidationError(
+                "the task context must be a JSON object",
+                errors=[f"$: expected an object, got {type(context).__name__}"],
+            )
+        if self.context_schema is None:
+            return
+        validator = Draft202012Validator(self.context_schema)
+        errors = sorted(
+            (error.json_path, error.message) for error in validator.iter_errors(context)
+        )
+        if errors:
+            raise ValidationError(
+                "context does not match the template's context_schema",
+                errors=[f"{path}: {message}" for path, message in errors],
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical, JSON-serialisable form: the YAML shape, every step default explicit."""
+        return {
+            "namespace": self.namespace,
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "context_schema": copy.deepcopy(self.context_schema),
+            "steps": [spec.to_dict() for spec in self.steps],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Any, source: str | None = None, *, check_handlers: bool = False
+    ) -> TemplateDefinition:
+        """Parse and validate the YAML shape (``to_dict`` output or a hand-written template).
+
+        Handlers are not imported unless ``check_handlers``: a stored definition may name
+        functions registered in another process; the registry resolves them when run.
+        """
+        from tasker.definitions.loader import parse_template  # loader builds on this module
+
+        return parse_template(data, source=source, check_handlers=check_handlers)
+
+
+def validate_template(
+    t: TemplateDefinition,
+    *,
+    check_handlers: bool = True,
+    known_handlers: Collection[str] = (),
+) -> None:
+    """Raise TemplateError (naming source, step and problem) unless ``t`` is runnable.
+
+    ``known_handlers`` are handler paths registered in-process; they are not imported.
+    """
+    source = t.source
+
+    def fail(problem: str, step: str | None = None) -> TemplateError:
+        return TemplateError(problem, source=source, step=step)
+
+    for label, value in (("namespace", t.namespace), ("template name", t.name)):
+        _check_name(value, label, fail)
+    t.version_tuple()
+    if not t.steps:
+        raise fail(f"template {t.namespace}/{t.name} has no steps")
+    if t.context_schema is not None:
+        if not isinstance(t.context_schema, dict):
+            raise fail("context_schema must be a mapping (a JSON Schema object)")
+        try:
+            Draft202012Validator.check_schema(t.context_schema)
+        except SchemaError as exc:
+            where = "/".join(str(part) for part in exc.path) or "(root)"
+            raise fail(
+                f"context_schema is not a valid JSON Schema at {where}: {exc.message}"
+            ) from None
+    names: set[str] = set()
+    for spec in t.steps:
+        _check_name(spec.name, "step name", fail, step=spec.name)
+        if spec.name in names:
+            raise fail("duplicate step name", step=spec.name)
+        names.add(spec.name)
+    for spec in t.steps:
+        _validate_step(spec, names, fail)
+        if check_handlers and spec.handler not in known_handlers:
+            try:
+                import_handler(spec.handler)
+            except TemplateError as exc:
+                raise fail(exc.problem, step=spec.name) from exc.__cause__
+        else:
+            _check_handler_shape(spec, known_handlers, fail)
+    t.topological_order()  # raises on a cycle, naming it
+
+
+class _Fail(Protocol):
+    def __call__(self, problem: str, step: str | None = None) -> TemplateError: ...
+
+
+def _check_name(value: Any, label: str, fail: _Fail, step: str | None = None) -> None:
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise fail(
+            f"{label} {value!r} is invalid: use letters, digits, '_', '.' and '-', "
+            "starting with a letter or '_'",
+            step,
+        )
+
+
+def _check_handler_shape(spec: StepSpec, known: Collection[str], fail: _Fail) -> None:
+    if spec.handler in known:
+        return
+    try:
+        split_handler_path(spec.handler)
+    except TemplateError as exc:
+        raise fail(exc.problem, spec.name) from None
+
+
+def _validate_step(spec: StepSpec, names: set[str], fail: _Fail) -> None:
+    def problem(message: str) -> TemplateError:
+        return fail(message, spec.name)
+
+    for parent in spec.depends_on:
+        if parent == spec.name:
+            raise problem("depends on itself")
+        if parent not in names:
+            raise problem(f"depends on unknown step {parent!r}; steps: {', '.join(sorted(names))}")
+    if len(set(spec.depends_on)) != len(spec.depends_on):
+        raise problem(f"depends_on lists a step twice: {list(spec.depends_on)}")
+    if isinstance(spec.max_attempts, bool) or not isinstance(spec.max_attempts, int):
+        raise problem(f"max_attempts must be an integer, got {spec.max_attempts!r}")
+    if spec.max_attempts < 1:
+        raise problem(f"max_attempts must be at least 1, got {spec.max_attempts}")
+    if spec.timeout_seconds is not None and not (
+        _is_number(spec.timeout_seconds) and spec.timeout_seconds > 0
+    ):
+        raise problem(
+            f"timeout_seconds must be a positive number or null, got {spec.timeout_seconds!r}"
+        )
+    backoff = spec.backoff
+    for key in ("base_seconds", "max_seconds", "jitter"):
+        value = getattr(backoff, key)
+        if not _is_number(value) or value < 0:
+            raise problem(f"backoff.{key} must be a non-negative number, got {value!r}")
+    if backoff.jitter > 1:
+        raise problem(f"backoff.jitter must be between 0 and 1, got {backoff.jitter}")
+    if backoff.base_seconds > backoff.max_seconds:
+        raise problem(
+            f"backoff.base_seconds ({backoff.base_seconds}) is greater than "
+            f"backoff.max_seconds ({backoff.max_seconds})"
+        )
+    if not isinstance(spec.config, dict):
+        raise problem(f"config must be a mapping, got {type(spec.config).__name__}")
+    try:
+        json.dumps(spec.config, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise problem(f"config is not JSON-serialisable: {exc}") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _describe_cycle(steps: tuple[StepSpec, ...]) -> str:
+    """``"dependency cycle: a -> b -> a"``; an arrow points from a step to one that depends on it.
+
+    The cycle starts at its earliest-declared step, so the message is deterministic.
+    """
+    position = {spec.name: index for index, spec in enumerate(steps)}
+    parents = {spec.name: [p for p in spec.depends_on if p in position] for spec in steps}
+    done: set[str] = set()
+    for start in (spec.name for spec in steps):
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack = [(start, iter(parents[start]))]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, remaining = stack[-1]
+            parent = next(remaining, None)
+            if parent is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif parent in on_path:
+                # path runs child -> parent; the cycle reads parent-first
+                cycle = list(reversed(path[path.index(parent) :]))
+                first = min(range(len(cycle)), key=lambda i: position[cycle[i]])
+                cycle = cycle[first:] + cycle[:first]
+                return "dependency cycle: " + " -> ".join([*cycle, cycle[0]])
+            elif parent not in done:
+                stack.append((parent, iter(parents[parent])))
+                path.append(parent)
+                on_path.add(parent)
+    return "dependency cycle"  # unreachable for a graph that Kahn's algorithm rejected

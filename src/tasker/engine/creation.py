@@ -1,0 +1,152 @@
+"""Creating a task: one transaction writes the task, its steps, edges, initial history."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tasker.definitions import TemplateDefinition
+from tasker.engine.history import Change, Event, HistoryWriter
+from tasker.exceptions import IdempotencyConflict, ValidationError
+from tasker.store.database import Connection, Json
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a caller asks for. ``version`` None means the highest registered version."""
+
+    name: str
+    context: dict[str, Any] = field(default_factory=dict)
+    namespace: str = "default"
+    version: str | None = None
+    idempotency_key: str | None = None
+    initiator: str | None = None
+    source_system: str | None = None
+    reason: str | None = None
+    tags: tuple[str, ...] = ()
+    trace_context: dict[str, str] | None = None
+
+
+def request_hash(template: TemplateDefinition, context: dict[str, Any]) -> str:
+    """What makes two requests "the same" for idempotency: the template and the context."""
+    canonical = json.dumps(
+        {"template": template.key, "context": context}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_request(template: TemplateDefinition, request: TaskRequest) -> None:
+    """Validate everything before writing anything; every problem is listed."""
+    template.validate_context(request.context)
+    if request.idempotency_key is not None and not request.idempotency_key.strip():
+        raise ValidationError("idempotency_key must not be blank")
+    bad_tags = [t for t in request.tags if not isinstance(t, str)]
+    if bad_tags:
+        raise ValidationError("tags must be strings", errors=[repr(t) for t in bad_tags])
+
+
+def find_idempotent(
+    conn: Connection, template: TemplateDefinition, request: TaskRequest
+) -> int | None:
+    """The id of the task this request already created, or None. Raises on a conflict."""
+    if request.idempotency_key is None:
+        return None
+    row = conn.fetch_one("get_task_by_idempotency_key", key=request.idempotency_key)
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash(template, request.context):
+        raise IdempotencyConflict(request.idempotency_key, row["id"])
+    task_id: int = row["id"]
+    return task_id
+
+
+def register_template(conn: Connection, template: TemplateDefinition, now: datetime) -> int:
+    namespace = conn.fetch_one("upsert_namespace", name=template.namespace, now=now)
+    assert namespace is not None
+    row = conn.fetch_one(
+        "upsert_template",
+        namespace_id=namespace["id"],
+        name=template.name,
+        version=template.version,
+        description=template.description,
+        definition=Json(template.to_dict()),
+        now=now,
+    )
+    assert row is not None
+    template_id: int = row["id"]
+    return template_id
+
+
+def insert_task(
+    conn: Connection,
+    template: TemplateDefinition,
+    request: TaskRequest,
+    now: datetime,
+    actor: str | None = None,
+) -> int:
+    """Write a new task with all its steps and edges. The caller checked the request."""
+    template_id = register_template(conn, template, now)
+    row = conn.fetch_one(
+        "insert_task",
+        template_id=template_id,
+        namespace=template.namespace,
+        name=template.name,
+        version=template.version,
+        context=Json(request.context),
+        idempotency_key=request.idempotency_key,
+        request_hash=request_hash(template, request.context),
+        initiator=request.initiator,
+        source_system=request.source_system,
+        reason=request.reason,
+        tags=Json(list(request.tags)),
+        trace_context=Json(request.trace_context) if request.trace_context else None,
+        total_steps=len(template.steps),
+        now=now,
+    )
+    assert row is not None
+    task_id: int = row["id"]
+    step_rows = [
+        {
+            "name": spec.name,
+            "position": position,
+            "handler": spec.handler,
+            "config": spec.config,
+            "max_attempts": spec.max_attempts,
+            "retryable": spec.retryable,
+            "timeout_seconds": spec.timeout_seconds,
+            "backoff_base_seconds": spec.backoff.base_seconds,
+            "backoff_max_seconds": spec.backoff.max_seconds,
+            "backoff_jitter": spec.backoff.jitter,
+            "total_parents": len(spec.depends_on),
+        }
+        for position, spec in enumerate(template.steps)
+    ]
+    inserted = conn.fetch_all(
+        "insert_steps", task_id=task_id, namespace=template.namespace, rows=Json(step_rows), now=now
+    )
+    edges = [
+        {"parent": parent, "child": spec.name}
+        for spec in template.steps
+        for parent in spec.depends_on
+    ]
+    if edges:
+        conn.execute("insert_edges", task_id=task_id, rows=Json(edges))
+
+    history = HistoryWriter()
+    history.change(Change(task_id, None, "pending", 1, None, reason=request.reason, actor=actor))
+    for step in inserted:
+        history.change(
+            Change(task_id, None, "pending", 1, None, step_id=step["id"], step_name=step["name"])
+        )
+    identity = {"namespace": template.namespace, "name": template.name, "version": template.version}
+    history.event(
+        Event("workflow.task_created", task_id, {**identity, "total_steps": len(inserted)})
+    )
+    ready = [s["name"] for s in inserted if s["claimable_at"] is not None]
+    history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
+    history.flush(conn, now)
+    conn.execute("notify_steps_ready")
+    return task_id

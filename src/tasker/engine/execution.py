@@ -1,0 +1,359 @@
+"""Claiming steps and recording attempt outcomes: the worker's two transactions.
+
+Both work in batches: one round trip claims up to N steps; one transaction records
+many outcomes with their history, events, released children and task finalization.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from tasker.engine.finalization import finalize_tasks
+from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
+from tasker.retry import Backoff, next_retry_at, should_retry
+from tasker.store.database import Connection, Json, Row
+
+
+@dataclass(frozen=True)
+class ClaimedStep:
+    """A step a worker now holds, with everything its handler needs."""
+
+    step_id: int
+    task_id: int
+    name: str
+    handler: str
+    config: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    timeout_seconds: float | None
+    claim_token: str
+    context: dict[str, Any]
+    parent_results: dict[str, Any]
+    namespace: str
+    task_name: str
+    task_version: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended. ``error`` None means success with ``results``."""
+
+    step_id: int
+    task_id: int
+    claim_token: str
+    results: Any = None
+    error: dict[str, Any] | None = None
+    retry_after: float | None = None
+    permanent: bool = False
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
+    lease_expired: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class OutcomeReport:
+    recorded: list[int] = field(default_factory=list)
+    stale: list[int] = field(default_factory=list)
+    finalized: dict[int, str] = field(default_factory=dict)
+
+
+def claim_steps(
+    conn: Connection,
+    *,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    namespaces: list[str] | None,
+    now: datetime,
+    task_id: int | None = None,
+) -> list[ClaimedStep]:
+    rows = conn.fetch_all(
+        "claim_steps",
+        worker_id=worker_id,
+        limit=limit,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+        namespaces=namespaces or None,
+        task_id=task_id,
+        now=now,
+    )
+    if not rows:
+        return []
+    history = HistoryWriter()
+    task_ids = sorted({row["task_id"] for row in rows})
+    # The task starts before its first step does, in the history and the event log.
+    for task in conn.fetch_all("start_tasks", task_ids=task_ids, now=now):
+        history.change(
+            Change(
+                task["id"],
+                "pending",
+                "in_progress",
+                task["transition_count"],
+                task_event("pending", "in_progress"),
+                actor=worker_id,
+                payload=_identity(task),
+            )
+        )
+    for row in rows:
+        history.change(
+            Change(
+                row["task_id"],
+                row["from_state"],
+                "in_progress",
+                row["transition_count"],
+                step_event("in_progress"),
+                step_id=row["id"],
+                step_name=row["name"],
+                actor=worker_id,
+                payload={
+                    "attempt": row["attempts"],
+                    "max_attempts": row["max_attempts"],
+                    "worker_id": worker_id,
+                },
+            )
+        )
+    tasks = {t["id"]: t for t in conn.fetch_all("task_contexts", task_ids=task_ids)}
+    parents: dict[int, dict[str, Any]] = defaultdict(dict)
+    for parent in conn.fetch_all("parent_results", step_ids=[row["id"] for row in rows]):
+        parents[parent["step_id"]][parent["name"]] = parent["results"]
+    history.flush(conn, now)
+    return [
+        ClaimedStep(
+            step_id=row["id"],
+            task_id=row["task_id"],
+            name=row["name"],
+            handler=row["handler"],
+            config=row["config"] or {},
+            attempt=row["attempts"],
+            max_attempts=row["max_attempts"],
+            timeout_seconds=row["timeout_seconds"],
+            claim_token=row["claim_token"],
+            context=tasks[row["task_id"]]["context"],
+            parent_results=parents[row["id"]],
+            namespace=row["namespace"],
+            task_name=tasks[row["task_id"]]["name"],
+            task_version=tasks[row["task_id"]]["version"],
+        )
+        for row in rows
+    ]
+
+
+def record_outcomes(
+    conn: Connection,
+    outcomes: list[Outcome],
+    *,
+    now: datetime,
+    actor: str | None = None,
+    rand: random.Random | None = None,
+) -> OutcomeReport:
+    """Store attempt outcomes. Outcomes whose claim no longer holds are refused (fencing)."""
+    report = OutcomeReport()
+    if not outcomes:
+        return report
+    tasks = {
+        t["id"]: t
+        for t in conn.fetch_all("lock_tasks", task_ids=sorted({o.task_id for o in outcomes}))
+    }
+    held = {
+        row["id"]: row
+        for row in conn.fetch_all(
+            "lock_running_steps",
+            rows=Json([{"id": o.step_id, "claim_token": o.claim_token} for o in outcomes]),
+        )
+    }
+    history = HistoryWriter()
+    finish_rows: list[dict[str, Any]] = []
+    pending_changes: dict[int, tuple[Outcome, dict[str, Any]]] = {}
+    for outcome in outcomes:
+        step = held.get(outcome.step_id)
+        if step is None:
+            report.stale.append(outcome.step_id)
+            continue
+        row, payload = _finish_row(outcome, step, tasks[outcome.task_id], now, rand)
+        finish_rows.append(row)
+        pending_changes[outcome.step_id] = (outcome, payload)
+    if not finish_rows:
+        return report
+
+    done_per_task: Counter[int] = Counter()
+    completed_ids: list[int] = []
+    for row in conn.fetch_all("finish_steps", rows=Json(finish_rows), now=now):
+        outcome, payload = pending_changes[row["id"]]
+        report.recorded.append(row["id"])
+        will_retry = row["status"] == "error" and payload.get("next_retry_at") is not None
+        history.change(
+            Change(
+                row["task_id"],
+                "in_progress",
+                row["status"],
+                row["transition_count"],
+                step_event(row["status"], will_retry=will_retry),
+                step_id=row["id"],
+                step_name=row["name"],
+                actor=actor,
+                reason="lease expired" if outcome.lease_expired else None,
+                payload=payload,
+            )
+        )
+        if outcome.lease_expired:
+            history.event(
+                Event(
+                    "workflow.step_lease_expired",
+                    row["task_id"],
+                    {"attempt": row["attempts"]},
+                    row["id"],
+                    row["name"],
+                )
+            )
+        if row["status"] == "complete":
+            completed_ids.append(row["id"])
+            done_per_task[row["task_id"]] += 1
+            for name, event_payload in outcome.events:
+                history.event(Event(name, row["task_id"], event_payload, row["id"], row["name"]))
+
+    release_children(conn, completed_ids, history, now)
+    if done_per_task:
+        conn.execute(
+            "add_done_steps",
+            rows=Json([{"task_id": t, "n": n} for t, n in done_per_task.items()]),
+            now=now,
+        )
+    report.finalized = finalize_tasks(conn, list(tasks), history, now, actor=actor)
+    history.flush(conn, now)
+    return report
+
+
+def release_children(
+    conn: Connection, finished_ids: list[int], history: HistoryWriter, now: datetime
+) -> int:
+    """Children of steps that reached complete/resolved lose a parent; report the ready ones."""
+    if not finished_ids:
+        return 0
+    ready: dict[int, list[str]] = defaultdict(list)
+    for child in conn.fetch_all("release_children", step_ids=finished_ids, now=now):
+        if child["remaining_parents"] == 0 and child["status"] == "pending":
+            ready[child["task_id"]].append(child["name"])
+    for task_id, names in ready.items():
+        history.event(Event("workflow.steps_ready", task_id, {"steps": sorted(names)}))
+    if ready:
+        conn.execute("notify_steps_ready")
+    return sum(len(v) for v in ready.values())
+
+
+def _finish_row(
+    outcome: Outcome, step: Row, task: Row, now: datetime, rand: random.Random | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    payload: dict[str, Any] = {
+        "attempt": step["attempts"],
+        "max_attempts": step["max_attempts"],
+        "duration_seconds": _seconds(step["last_attempted_at"], now),
+        **_identity(task),
+    }
+    if task["status"] == "cancelled":
+        # The task was cancelled while this attempt ran: its result is discarded.
+        payload["discarded"] = True
+        return (
+            {
+                "id": step["id"],
+                "status": "cancelled",
+                "results": None,
+                "error": None,
+                "retryable": step["retryable"],
+                "next_retry_at": None,
+            },
+            payload,
+        )
+    if outcome.ok:
+        payload["results_size"] = len(_json_text(outcome.results))
+        payload["queued_to_finished_seconds"] = _seconds(step["created_at"], now)
+        return (
+            {
+                "id": step["id"],
+                "status": "complete",
+                "results": outcome.results,
+                "error": None,
+                "retryable": step["retryable"],
+                "next_retry_at": None,
+            },
+            payload,
+        )
+    assert outcome.error is not None
+    retryable = bool(step["retryable"]) and not outcome.permanent
+    retry_at = None
+    if should_retry(step["attempts"], step["max_attempts"], retryable):
+        backoff = Backoff(
+            step["backoff_base_seconds"], step["backoff_max_seconds"], step["backoff_jitter"]
+        )
+        retry_at = next_retry_at(now, backoff, step["attempts"], outcome.retry_after, rand)
+    payload["error_class"] = outcome.error.get("class")
+    payload["error_message"] = outcome.error.get("message")
+    payload["next_retry_at"] = retry_at.isoformat() if retry_at else None
+    return (
+        {
+            "id": step["id"],
+            "status": "error",
+            "results": None,
+            "error": outcome.error,
+            "retryable": retryable,
+            "next_retry_at": retry_at,
+        },
+        payload,
+    )
+
+
+def _identity(task: Row) -> dict[str, Any]:
+    return {"namespace": task["namespace"], "name": task["name"], "version": task["version"]}
+
+
+def _seconds(start: datetime | None, end: datetime) -> float | None:
+    return None if start is None else round((end - start).total_seconds(), 6)
+
+
+def _json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def reap_expired_leases(
+    conn: Connection, *, now: datetime, limit: int = 100, rand: random.Random | None = None
+) -> OutcomeReport:
+    """Return steps whose lease ran out to the queue as failed attempts (one reaper at a time)."""
+    lock = conn.fetch_one("try_reaper_lock")
+    if not lock or not lock["acquired"]:
+        return OutcomeReport()
+    expired = conn.fetch_all("expired_leases", now=now, limit=limit)
+    outcomes = [
+        Outcome(
+            step_id=row["id"],
+            task_id=row["task_id"],
+            claim_token=row["claim_token"],
+            error={
+                "class": "LeaseExpired",
+                "message": f"worker {row['claimed_by']} stopped heartbeating; "
+                f"lease expired at {row['lease_expires_at'].isoformat()}",
+                "traceback": None,
+            },
+            lease_expired=True,
+        )
+        for row in expired
+    ]
+    return record_outcomes(conn, outcomes, now=now, actor="reaper", rand=rand)
+
+
+def extend_leases(
+    conn: Connection, *, worker_id: str, lease_seconds: float, now: datetime
+) -> list[int]:
+    rows = conn.fetch_all(
+        "extend_leases",
+        worker_id=worker_id,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+    )
+    conn.execute("worker_heartbeat", id=worker_id, now=now)
+    return [row["id"] for row in rows]

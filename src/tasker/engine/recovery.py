@@ -1,0 +1,183 @@
+"""Operator actions: cancel a task, retry a task or a step, resolve a step by hand.
+
+Each action checks the state tables, writes the actor and reason into the history,
+and runs in one transaction with the task row locked.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from tasker.engine.execution import release_children
+from tasker.engine.finalization import finalize_tasks, set_task_status
+from tasker.engine.history import Change, HistoryWriter, step_event
+from tasker.exceptions import InvalidTransition, NotFound
+from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State, can_transition
+from tasker.store.database import Connection, Json, Row
+
+
+def _lock_task(conn: Connection, task_id: int) -> Row:
+    rows = conn.fetch_all("lock_tasks", task_ids=[task_id])
+    if not rows:
+        raise NotFound(f"task {task_id} does not exist")
+    return rows[0]
+
+
+def _lock_step(conn: Connection, task_id: int, step_name: str) -> Row:
+    rows = conn.fetch_all("lock_task_steps", task_id=task_id, names=[step_name])
+    if not rows:
+        raise NotFound(f"task {task_id} has no step {step_name!r}")
+    return rows[0]
+
+
+def _check_task(task: Row, target: State) -> bool:
+    """False for a no-op (already there); raises when the table forbids the change."""
+    current = State(task["status"])
+    if not can_transition(TASK_TRANSITIONS, current, target):
+        raise InvalidTransition("task", task["id"], current, target)
+    return current != target
+
+
+def _set_steps(
+    conn: Connection,
+    history: HistoryWriter,
+    steps: list[tuple[Row, State]],
+    now: datetime,
+    *,
+    actor: str | None,
+    reason: str | None,
+    results: Any = None,
+) -> list[Row]:
+    rows = [
+        {
+            "id": step["id"],
+            "from_state": step["status"],
+            "to_state": target.value,
+            "reset_attempts": target == State.PENDING,
+            "results": results if target == State.RESOLVED_MANUALLY else None,
+        }
+        for step, target in steps
+    ]
+    if not rows:
+        return []
+    changed = conn.fetch_all("set_steps_status", rows=Json(rows), now=now)
+    by_id = {step["id"]: step for step, _ in steps}
+    for row in changed:
+        history.change(
+            Change(
+                row["task_id"],
+                by_id[row["id"]]["status"],
+                row["status"],
+                row["transition_count"],
+                step_event(row["status"]),
+                step_id=row["id"],
+                step_name=row["name"],
+                actor=actor,
+                reason=reason,
+                payload={"attempt": row["attempts"], "max_attempts": row["max_attempts"]},
+            )
+        )
+    return changed
+
+
+def cancel_task(
+    conn: Connection, task_id: int, now: datetime, *, actor: str | None, reason: str | None
+) -> bool:
+    """Cancel pending and failed steps and the task. Running steps finish, but their
+    results are discarded when they report. Returns False when already cancelled."""
+    task = _lock_task(conn, task_id)
+    if not _check_task(task, State.CANCELLED):
+        return False
+    history = HistoryWriter()
+    steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
+    to_cancel = [(s, State.CANCELLED) for s in steps if s["status"] in ("pending", "error")]
+    _set_steps(conn, history, to_cancel, now, actor=actor, reason=reason)
+    set_task_status(
+        conn, history, task_id, task["status"], "cancelled", now, actor=actor, reason=reason
+    )
+    history.flush(conn, now)
+    return True
+
+
+def retry_task(
+    conn: Connection, task_id: int, now: datetime, *, actor: str | None, reason: str | None
+) -> list[str]:
+    """Re-open every failed step of a failed task (attempts reset); the task runs again."""
+    task = _lock_task(conn, task_id)
+    if task["status"] != "error":
+        raise InvalidTransition("task", task_id, task["status"], "in_progress")
+    steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
+    failed = [(s, State.PENDING) for s in steps if s["status"] == "error"]
+    history = HistoryWriter()
+    changed = _set_steps(conn, history, failed, now, actor=actor, reason=reason)
+    set_task_status(conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason)
+    conn.execute("notify_steps_ready")
+    history.flush(conn, now)
+    return [row["name"] for row in changed]
+
+
+def retry_step(
+    conn: Connection,
+    task_id: int,
+    step_name: str,
+    now: datetime,
+    *,
+    actor: str | None,
+    reason: str | None,
+) -> None:
+    """Re-open one failed step with its attempts reset; a failed task runs again."""
+    task = _lock_task(conn, task_id)
+    step = _lock_step(conn, task_id, step_name)
+    if step["status"] != "error":
+        raise InvalidTransition("step", step["id"], step["status"], "pending")
+    if task["status"] in ("complete", "cancelled", "resolved_manually"):
+        raise InvalidTransition("task", task_id, task["status"], "in_progress")
+    history = HistoryWriter()
+    _set_steps(conn, history, [(step, State.PENDING)], now, actor=actor, reason=reason)
+    if task["status"] == "error":
+        set_task_status(
+            conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason
+        )
+    conn.execute("notify_steps_ready")
+    history.flush(conn, now)
+
+
+def resolve_step(
+    conn: Connection,
+    task_id: int,
+    step_name: str,
+    now: datetime,
+    *,
+    actor: str | None,
+    reason: str,
+    results: Any = None,
+) -> None:
+    """Declare a pending or failed step done by hand; its dependents proceed."""
+    task = _lock_task(conn, task_id)
+    step = _lock_step(conn, task_id, step_name)
+    current = State(step["status"])
+    if current == State.RESOLVED_MANUALLY:
+        return
+    if not can_transition(STEP_TRANSITIONS, current, State.RESOLVED_MANUALLY):
+        raise InvalidTransition("step", step["id"], current, State.RESOLVED_MANUALLY)
+    if task["status"] in ("complete", "cancelled", "resolved_manually"):
+        raise InvalidTransition("task", task_id, task["status"], "in_progress")
+    history = HistoryWriter()
+    _set_steps(
+        conn,
+        history,
+        [(step, State.RESOLVED_MANUALLY)],
+        now,
+        actor=actor,
+        reason=reason,
+        results=results,
+    )
+    released = release_children(conn, [step["id"]], history, now)
+    conn.execute("add_done_steps", rows=Json([{"task_id": task_id, "n": 1}]), now=now)
+    decided = finalize_tasks(conn, [task_id], history, now, actor=actor)
+    if task["status"] == "error" and task_id not in decided and released:
+        set_task_status(
+            conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason
+        )
+    history.flush(conn, now)

@@ -1,0 +1,303 @@
+"""The worker: claims steps across all tasks, runs them, records outcomes.
+
+One asyncio loop per process. Database calls run on a small thread pool so the loop
+never blocks; sync handlers run on a pool of ``concurrency`` threads. Three
+background loops: outcome flushing (batched), heartbeats, and the lease reaper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tasker.app import Tasker
+from tasker.engine.execution import ClaimedStep, Outcome
+from tasker.engine.executor import execute
+from tasker.store.database import Json
+
+log = logging.getLogger("tasker.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """
+    concurrency: steps in flight at once (default 10).
+    namespaces: only claim steps of these namespaces (default: all).
+    burst: exit once no work is left that could ever run without outside action.
+    lease_seconds: claim lifetime without a heartbeat (default: the settings', 30 s);
+        heartbeats go out every third of it.
+    poll_interval_seconds: longest idle sleep between claim attempts (default: 1.0 s on
+        PostgreSQL, where NOTIFY wakes workers earlier; 0.1 s on SQLite, which has none).
+    grace_seconds: on stop, how long in-flight steps may finish before being released.
+    batch_size: most steps claimed in one round trip (default 50).
+    """
+
+    concurrency: int = 10
+    namespaces: tuple[str, ...] = ()
+    burst: bool = False
+    lease_seconds: float | None = None
+    poll_interval_seconds: float | None = None
+    grace_seconds: float = 30.0
+    batch_size: int = 50
+
+
+class Worker:
+    def __init__(
+        self, tasker: Tasker, options: WorkerOptions | None = None, worker_id: str | None = None
+    ):
+        self.tasker = tasker
+        self.options = options or WorkerOptions()
+        self.lease_seconds = self.options.lease_seconds or tasker.settings.lease_seconds
+        self.worker_id = worker_id or (
+            f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.namespaces = list(self.options.namespaces) or None
+        notifies = getattr(tasker.database, "supports_notify", False)
+        self.poll_seconds: float = self.options.poll_interval_seconds or (1.0 if notifies else 0.1)
+        self.executed = 0
+        self._stopping = False
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._outcomes: list[Outcome] = []
+        self._db_pool = ThreadPoolExecutor(4, thread_name_prefix="tasker-db")
+        self._handler_pool = ThreadPoolExecutor(
+            self.options.concurrency, thread_name_prefix="tasker-step"
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._flush_wanted: asyncio.Event | None = None
+        self._flushing = False
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; in-flight steps get ``grace_seconds`` to finish. Thread-safe."""
+        self._stopping = True
+        if self._loop is not None and self._wake is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._flush_wanted = asyncio.Event()
+        await self._db(self._register)
+        background = [
+            asyncio.create_task(self._flush_loop(), name="flush"),
+            asyncio.create_task(self._every(self.lease_seconds / 3, self._heartbeat), name="hb"),
+            asyncio.create_task(self._every(self.lease_seconds / 3, self._reap), name="reaper"),
+        ]
+        listener = self._start_listener()
+        try:
+            await self._claim_loop()
+        finally:
+            await self._shutdown()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if listener is not None:
+                self._stopping = True
+            await self._db(
+                lambda: self.tasker.write(
+                    lambda c: c.execute("stop_worker", id=self.worker_id, now=self.tasker.now())
+                )
+            )
+            self._db_pool.shutdown(wait=False)
+            self._handler_pool.shutdown(wait=False, cancel_futures=True)
+
+    def run_sync(self) -> None:
+        asyncio.run(self.run())
+
+    # -- the claim loop --------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            self._wake.clear()
+            free = self.options.concurrency - len(self._inflight)
+            want = min(free, self.options.batch_size)
+            claimed: list[ClaimedStep] = []
+            if want > 0:
+                try:
+                    claimed = await self._db(
+                        self.tasker.claim, self.worker_id, want, self.namespaces, self.lease_seconds
+                    )
+                except Exception:
+                    log.exception("claiming failed; retrying shortly")
+                    await asyncio.sleep(min(self.poll_seconds, 1.0))
+                    continue
+                for step in claimed:
+                    self._inflight[step.step_id] = asyncio.create_task(self._run_step(step))
+            if claimed and len(claimed) == want:
+                continue  # more may be waiting
+            if self.options.burst and await self._burst_done():
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), await self._idle_seconds(free))
+
+    async def _idle_seconds(self, free: int) -> float:
+        if free <= 0:
+            return self.poll_seconds
+        try:
+            upcoming = await self._db(self.tasker.next_claimable_at, self.namespaces)
+        except Exception:
+            return self.poll_seconds
+        if upcoming is None:
+            return self.poll_seconds
+        delay = (upcoming - self.tasker.now()).total_seconds()
+        return max(0.0, min(delay, self.poll_seconds))
+
+    async def _burst_done(self) -> bool:
+        if self._inflight or self._outcomes or self._flushing:
+            return False
+        return not await self._db(self.tasker.has_live_work, self.namespaces)
+
+    async def _run_step(self, step: ClaimedStep) -> None:
+        try:
+            outcome = await execute(step, self.tasker.registry.resolve_handler, self._handler_pool)
+            self._outcomes.append(outcome)
+            self.executed += 1
+            assert self._flush_wanted is not None
+            self._flush_wanted.set()
+        finally:
+            self._inflight.pop(step.step_id, None)
+
+    # -- outcomes -------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        assert self._flush_wanted is not None and self._wake is not None
+        while True:
+            await self._flush_wanted.wait()
+            self._flush_wanted.clear()
+            await self._flush()
+            self._wake.set()
+
+    async def _flush(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            self._flushing = True
+            try:
+                report = await self._db(self.tasker.record, batch, self.worker_id)
+            except Exception:
+                log.exception("recording %d outcomes failed; retrying", len(batch))
+                self._outcomes = batch + self._outcomes
+                await asyncio.sleep(0.5)
+                continue
+            finally:
+                self._flushing = False
+            for step_id in report.stale:
+                log.warning(
+                    "step %s: result refused, the claim no longer holds "
+                    "(lease expired or task changed)",
+                    step_id,
+                )
+
+    # -- shutdown -------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        if self._inflight:
+            log.info(
+                "stopping: waiting up to %.1fs for %d steps",
+                self.options.grace_seconds,
+                len(self._inflight),
+            )
+            _, pending = await asyncio.wait(
+                list(self._inflight.values()), timeout=self.options.grace_seconds
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._flush()
+        # Anything this worker still holds (cancelled mid-step) goes back to the queue.
+        await self._db(self._release_held)
+
+    def _release_held(self) -> None:
+        def work(conn: Any) -> list[Outcome]:
+            rows = conn.fetch_all("held_steps", worker_id=self.worker_id)
+            return [
+                Outcome(
+                    r["id"],
+                    r["task_id"],
+                    r["claim_token"],
+                    retry_after=0.0,
+                    error={
+                        "class": "WorkerShutdown",
+                        "message": f"worker {self.worker_id} stopped before the step "
+                        "finished; released for another attempt",
+                        "traceback": None,
+                    },
+                )
+                for r in rows
+            ]
+
+        outcomes = self.tasker.read(work)
+        if outcomes:
+            self.tasker.record(outcomes, self.worker_id)
+
+    # -- background -----------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.tasker.write(
+            lambda c: c.execute(
+                "register_worker",
+                id=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                namespaces=Json(self.namespaces or []),
+                concurrency=self.options.concurrency,
+                now=self.tasker.now(),
+            )
+        )
+
+    def _heartbeat(self) -> None:
+        from tasker.engine.execution import extend_leases
+
+        self.tasker.write(
+            lambda c: extend_leases(
+                c, worker_id=self.worker_id, lease_seconds=self.lease_seconds, now=self.tasker.now()
+            )
+        )
+
+    def _reap(self) -> None:
+        report = self.tasker.reap_expired_leases()
+        if report.recorded:
+            log.warning("returned %d steps with expired leases to the queue", len(report.recorded))
+            if self._loop is not None and self._wake is not None:
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _every(self, seconds: float, action: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await self._db(action)
+            except Exception:
+                log.exception("%s failed", getattr(action, "__name__", "background task"))
+
+    def _start_listener(self) -> threading.Thread | None:
+        if not getattr(self.tasker.database, "supports_notify", False):
+            return None
+
+        def listen() -> None:
+            while not self._stopping:
+                if self.tasker.database.listen("tasker_steps", 1.0) and self._loop:
+                    self._loop.call_soon_threadsafe(self._wake_set)
+
+        thread = threading.Thread(target=listen, name="tasker-listen", daemon=True)
+        thread.start()
+        return thread
+
+    def _wake_set(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._db_pool, fn, *args)

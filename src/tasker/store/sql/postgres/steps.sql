@@ -1,0 +1,165 @@
+-- insert_steps --
+-- Create all steps of a task in one statement; roots are claimable at once.
+INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, status,
+    max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
+    backoff_jitter, total_parents, remaining_parents, claimable_at, transition_count,
+    created_at, updated_at)
+SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
+    r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
+    r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
+    CASE WHEN r.total_parents = 0 THEN %(now)s::timestamptz END, 1, %(now)s, %(now)s
+FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
+    config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
+    backoff_base_seconds double precision, backoff_max_seconds double precision,
+    backoff_jitter double precision, total_parents integer)
+ORDER BY r.position
+RETURNING id, name, claimable_at;
+
+-- insert_edges --
+-- Create a task's dependency edges, by step name.
+INSERT INTO tasker.step_edges (task_id, from_step_id, to_step_id)
+SELECT %(task_id)s, p.id, c.id
+FROM jsonb_to_recordset(%(rows)s) AS r(parent text, child text)
+JOIN tasker.steps p ON p.task_id = %(task_id)s AND p.name = r.parent
+JOIN tasker.steps c ON c.task_id = %(task_id)s AND c.name = r.child;
+
+-- claim_steps --
+-- Claim up to `limit` claimable steps, oldest first, skipping rows other workers hold.
+WITH picked AS (
+    SELECT id, status FROM tasker.steps
+    WHERE claimable_at <= %(now)s
+      AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
+      AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
+    ORDER BY claimable_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasker.steps s
+SET status = 'in_progress', attempts = s.attempts + 1, claimable_at = NULL,
+    claimed_by = %(worker_id)s, claim_token = md5(random()::text || s.id::text),
+    lease_expires_at = %(lease_expires_at)s, last_attempted_at = %(now)s,
+    started_at = COALESCE(s.started_at, %(now)s), updated_at = %(now)s,
+    transition_count = s.transition_count + 1
+FROM picked
+WHERE s.id = picked.id
+RETURNING s.id, s.task_id, s.namespace, s.name, s.handler, s.config, s.attempts,
+    s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count,
+    picked.status AS from_state, s.created_at;
+
+-- parent_results --
+-- Results of the parents of the given steps, by parent name.
+SELECT e.to_step_id AS step_id, p.name, p.results
+FROM tasker.step_edges e JOIN tasker.steps p ON p.id = e.from_step_id
+WHERE e.to_step_id = ANY(%(step_ids)s::bigint[]);
+
+-- task_contexts --
+-- Context and identity of tasks, for handlers.
+SELECT id, context, namespace, name, version, status FROM tasker.tasks
+WHERE id = ANY(%(task_ids)s::bigint[]);
+
+-- lock_running_steps --
+-- Lock steps about to get a result; only still-running ones under their claim token.
+SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
+    s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
+    s.claimed_by, s.last_attempted_at, s.created_at
+FROM tasker.steps s
+JOIN jsonb_to_recordset(%(rows)s) AS r(id bigint, claim_token text)
+  ON s.id = r.id AND s.claim_token = r.claim_token
+WHERE s.status = 'in_progress'
+ORDER BY s.id
+FOR UPDATE OF s;
+
+-- finish_steps --
+-- Record attempt outcomes: complete, error (with retry time) or cancelled.
+UPDATE tasker.steps s
+SET status = r.status, results = r.results, error = r.error, retryable = r.retryable,
+    next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
+    completed_at = CASE WHEN r.status = 'complete' THEN %(now)s::timestamptz END,
+    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+    transition_count = s.transition_count + 1
+FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, status text, results jsonb, error jsonb,
+    retryable boolean, next_retry_at timestamptz)
+WHERE s.id = r.id
+RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.max_attempts;
+
+-- release_children --
+-- Children of steps that just finished lose a remaining parent; at zero they become claimable.
+UPDATE tasker.steps s
+SET remaining_parents = s.remaining_parents - e.n,
+    claimable_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
+                        THEN %(now)s::timestamptz ELSE s.claimable_at END,
+    updated_at = %(now)s
+FROM (SELECT to_step_id, count(*)::integer AS n FROM tasker.step_edges
+      WHERE from_step_id = ANY(%(step_ids)s::bigint[]) GROUP BY to_step_id) e
+WHERE s.id = e.to_step_id
+RETURNING s.id, s.task_id, s.name, s.remaining_parents, s.status;
+
+-- lock_task_steps --
+-- Lock a task's steps, by name (all of them when names is null), for a manual change.
+SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
+    claim_token, transition_count
+FROM tasker.steps
+WHERE task_id = %(task_id)s AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+ORDER BY id
+FOR UPDATE;
+
+-- set_steps_status --
+-- Manual change of steps' status (cancel, retry, resolve); attempts reset on manual retry.
+UPDATE tasker.steps s
+SET status = r.to_state,
+    attempts = CASE WHEN r.reset_attempts THEN 0 ELSE s.attempts END,
+    retryable = CASE WHEN r.reset_attempts THEN true ELSE s.retryable END,
+    results = COALESCE(r.results, s.results),
+    error = CASE WHEN r.reset_attempts THEN NULL ELSE s.error END,
+    next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE s.next_retry_at END,
+    claimable_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
+                        THEN %(now)s::timestamptz END,
+    completed_at = CASE WHEN r.to_state = 'resolved_manually' THEN %(now)s::timestamptz
+                        ELSE s.completed_at END,
+    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
+    transition_count = s.transition_count + 1
+FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, from_state text, to_state text,
+    reset_attempts boolean, results jsonb)
+WHERE s.id = r.id AND s.status = r.from_state
+RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.max_attempts;
+
+-- expired_leases --
+-- Running steps whose lease ran out (their worker died or hung), oldest first.
+SELECT id, task_id, claim_token, claimed_by, lease_expires_at FROM tasker.steps
+WHERE status = 'in_progress' AND lease_expires_at < %(now)s
+ORDER BY lease_expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- try_reaper_lock --
+-- Only one worker at a time reaps expired leases.
+SELECT pg_try_advisory_xact_lock(7346292) AS acquired;
+
+-- extend_leases --
+-- Heartbeat: push back the lease of every step this worker holds.
+UPDATE tasker.steps SET lease_expires_at = %(lease_expires_at)s
+WHERE claimed_by = %(worker_id)s AND status = 'in_progress'
+RETURNING id;
+
+-- next_claimable_at --
+-- When the next step becomes claimable (to sleep until then instead of polling).
+SELECT min(claimable_at) AS claimable_at FROM tasker.steps
+WHERE claimable_at IS NOT NULL
+  AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
+  AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);
+
+-- live_work --
+-- Whether any step could still run without outside action (for --burst workers).
+SELECT count(*) AS n FROM tasker.steps
+WHERE (status = 'in_progress' OR claimable_at IS NOT NULL)
+  AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
+  AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);
+
+-- notify_steps_ready --
+-- Wake idle workers once this transaction commits.
+SELECT pg_notify('tasker_steps', '');
+
+-- held_steps --
+-- Steps a worker still holds (to release them when it stops).
+SELECT id, task_id, claim_token FROM tasker.steps
+WHERE claimed_by = %(worker_id)s AND status = 'in_progress';

@@ -1,0 +1,164 @@
+-- insert_steps --
+-- Create all steps of a task in one statement; roots are claimable at once.
+INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
+    max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
+    backoff_jitter, total_parents, remaining_parents, claimable_at, transition_count,
+    created_at, updated_at)
+SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
+    value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
+    value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
+    value ->> '$.backoff_max_seconds', value ->> '$.backoff_jitter',
+    value ->> '$.total_parents', value ->> '$.total_parents',
+    CASE WHEN value ->> '$.total_parents' = 0 THEN :now END, 1, :now, :now
+FROM json_each(:rows)
+ORDER BY value ->> '$.position'
+RETURNING id, name, claimable_at;
+
+-- insert_edges --
+-- Create a task's dependency edges, by step name.
+INSERT INTO step_edges (task_id, from_step_id, to_step_id)
+SELECT :task_id, p.id, c.id
+FROM json_each(:rows) AS r
+JOIN steps p ON p.task_id = :task_id AND p.name = r.value ->> '$.parent'
+JOIN steps c ON c.task_id = :task_id AND c.name = r.value ->> '$.child';
+
+-- claim_steps --
+-- Claim up to `limit` claimable steps, oldest first. A pending step always has 0 attempts
+-- and a failed one at least 1, so the state it came from follows from the new count.
+UPDATE steps
+SET status = 'in_progress', attempts = attempts + 1, claimable_at = NULL,
+    claimed_by = :worker_id, claim_token = lower(hex(randomblob(16))),
+    lease_expires_at = :lease_expires_at, last_attempted_at = :now,
+    started_at = COALESCE(started_at, :now), updated_at = :now,
+    transition_count = transition_count + 1
+WHERE id IN (
+    SELECT id FROM steps
+    WHERE claimable_at <= :now
+      AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
+      AND (:task_id IS NULL OR task_id = :task_id)
+    ORDER BY claimable_at, id
+    LIMIT :limit
+)
+RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
+    timeout_seconds, claim_token, transition_count,
+    CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at;
+
+-- parent_results --
+-- Results of the parents of the given steps, by parent name.
+SELECT e.to_step_id AS step_id, p.name, p.results
+FROM step_edges e JOIN steps p ON p.id = e.from_step_id
+WHERE e.to_step_id IN (SELECT value FROM json_each(:step_ids));
+
+-- task_contexts --
+-- Context and identity of tasks, for handlers.
+SELECT id, context, namespace, name, version, status FROM tasks
+WHERE id IN (SELECT value FROM json_each(:task_ids));
+
+-- lock_running_steps --
+-- Steps about to get a result; only still-running ones under their claim token.
+SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
+    s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
+    s.claimed_by, s.last_attempted_at, s.created_at
+FROM steps s
+JOIN json_each(:rows) AS r
+  ON s.id = r.value ->> '$.id' AND s.claim_token = r.value ->> '$.claim_token'
+WHERE s.status = 'in_progress'
+ORDER BY s.id;
+
+-- finish_steps --
+-- Record attempt outcomes: complete, error (with retry time) or cancelled.
+UPDATE steps
+SET status = r.status, results = r.results, error = r.error, retryable = r.retryable,
+    next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
+    completed_at = CASE WHEN r.status = 'complete' THEN :now END,
+    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
+    transition_count = transition_count + 1
+FROM (SELECT value ->> '$.id' AS id, value ->> '$.status' AS status,
+             nullif(value -> '$.results', 'null') AS results,
+             nullif(value -> '$.error', 'null') AS error,
+             value ->> '$.retryable' AS retryable,
+             value ->> '$.next_retry_at' AS next_retry_at
+      FROM json_each(:rows)) AS r
+WHERE steps.id = r.id
+RETURNING id, task_id, name, status, transition_count, attempts, max_attempts;
+
+-- release_children --
+-- Children of steps that just finished lose a remaining parent; at zero they become claimable.
+UPDATE steps
+SET remaining_parents = remaining_parents - e.n,
+    claimable_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
+                        THEN :now ELSE claimable_at END,
+    updated_at = :now
+FROM (SELECT to_step_id, count(*) AS n FROM step_edges
+      WHERE from_step_id IN (SELECT value FROM json_each(:step_ids)) GROUP BY to_step_id) AS e
+WHERE steps.id = e.to_step_id
+RETURNING id, task_id, name, remaining_parents, status;
+
+-- lock_task_steps --
+-- A task's steps, by name (all of them when names is null), for a manual change.
+SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
+    claim_token, transition_count
+FROM steps
+WHERE task_id = :task_id
+  AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
+ORDER BY id;
+
+-- set_steps_status --
+-- Manual change of steps' status (cancel, retry, resolve); attempts reset on manual retry.
+UPDATE steps
+SET status = r.to_state,
+    attempts = CASE WHEN r.reset_attempts THEN 0 ELSE attempts END,
+    retryable = CASE WHEN r.reset_attempts THEN 1 ELSE retryable END,
+    results = COALESCE(r.results, results),
+    error = CASE WHEN r.reset_attempts THEN NULL ELSE error END,
+    next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE next_retry_at END,
+    claimable_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now END,
+    completed_at = CASE WHEN r.to_state = 'resolved_manually' THEN :now ELSE completed_at END,
+    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
+    transition_count = transition_count + 1
+FROM (SELECT value ->> '$.id' AS id, value ->> '$.from_state' AS from_state,
+             value ->> '$.to_state' AS to_state, value ->> '$.reset_attempts' AS reset_attempts,
+             nullif(value -> '$.results', 'null') AS results
+      FROM json_each(:rows)) AS r
+WHERE steps.id = r.id AND steps.status = r.from_state
+RETURNING id, task_id, name, status, transition_count, attempts, max_attempts;
+
+-- expired_leases --
+-- Running steps whose lease ran out (their worker died or hung), oldest first.
+SELECT id, task_id, claim_token, claimed_by, lease_expires_at FROM steps
+WHERE status = 'in_progress' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- try_reaper_lock --
+-- The write transaction already excludes other writers, so this process may reap.
+SELECT 1 AS acquired;
+
+-- extend_leases --
+-- Heartbeat: push back the lease of every step this worker holds.
+UPDATE steps SET lease_expires_at = :lease_expires_at
+WHERE claimed_by = :worker_id AND status = 'in_progress'
+RETURNING id;
+
+-- next_claimable_at --
+-- When the next step becomes claimable (to sleep until then instead of polling).
+SELECT min(claimable_at) AS claimable_at FROM steps
+WHERE claimable_at IS NOT NULL
+  AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
+  AND (:task_id IS NULL OR task_id = :task_id);
+
+-- live_work --
+-- Whether any step could still run without outside action (for --burst workers).
+SELECT count(*) AS n FROM steps
+WHERE (status = 'in_progress' OR claimable_at IS NOT NULL)
+  AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
+  AND (:task_id IS NULL OR task_id = :task_id);
+
+-- notify_steps_ready --
+-- SQLite has no notifications; workers poll.
+SELECT 1;
+
+-- held_steps --
+-- Steps a worker still holds (to release them when it stops).
+SELECT id, task_id, claim_token FROM steps
+WHERE claimed_by = :worker_id AND status = 'in_progress';

@@ -1,0 +1,79 @@
+-- insert_task --
+-- Create a task row; steps and edges follow in the same transaction.
+INSERT INTO tasks (template_id, namespace, name, version, status, context,
+    idempotency_key, request_hash, initiator, source_system, reason, tags, trace_context,
+    total_steps, transition_count, created_at, updated_at)
+VALUES (:template_id, :namespace, :name, :version, 'pending', :context,
+    :idempotency_key, :request_hash, :initiator, :source_system, :reason,
+    :tags, :trace_context, :total_steps, 1, :now, :now)
+RETURNING id;
+
+-- get_task --
+-- One task by id.
+SELECT * FROM tasks WHERE id = :task_id;
+
+-- get_tasks --
+-- Several tasks by id.
+SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids)) ORDER BY id;
+
+-- get_task_by_idempotency_key --
+-- The task created with this idempotency key, if any.
+SELECT * FROM tasks WHERE idempotency_key = :key;
+
+-- list_tasks --
+-- Tasks, newest first, filtered; keyset pagination on id (before_id).
+SELECT * FROM tasks
+WHERE (:status IS NULL OR status = :status)
+  AND (:namespace IS NULL OR namespace = :namespace)
+  AND (:name IS NULL OR name = :name)
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- lock_tasks --
+-- The write transaction (BEGIN IMMEDIATE) already serialises writers; just read the rows.
+SELECT * FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids)) ORDER BY id;
+
+-- start_tasks --
+-- Move pending tasks to in_progress when their first step is claimed.
+UPDATE tasks
+SET status = 'in_progress', started_at = COALESCE(started_at, :now), updated_at = :now,
+    transition_count = transition_count + 1
+WHERE id IN (SELECT value FROM json_each(:task_ids)) AND status = 'pending'
+RETURNING id, namespace, name, version, transition_count, created_at;
+
+-- set_task_status --
+-- Change one task's status (the caller has checked the transition); returns its sort key.
+UPDATE tasks
+SET status = :to_state, updated_at = :now, transition_count = transition_count + 1,
+    completed_at = CASE WHEN :to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
+                        THEN :now END
+WHERE id = :task_id AND status = :from_state
+RETURNING id, transition_count;
+
+-- add_done_steps --
+-- Count steps that reached complete or resolved_manually (the completion counter).
+UPDATE tasks SET done_steps = done_steps + r.n, updated_at = :now
+FROM (SELECT value ->> '$.task_id' AS task_id, value ->> '$.n' AS n FROM json_each(:rows)) AS r
+WHERE tasks.id = r.task_id
+RETURNING id, done_steps, total_steps, status;
+
+-- task_blockers --
+-- For finalization: per task, steps that can still run and steps failed for good.
+SELECT t.id AS task_id,
+       (SELECT count(*) FROM steps s WHERE s.task_id = t.id
+          AND (s.status = 'in_progress' OR s.claimable_at IS NOT NULL)) AS live_steps,
+       (SELECT count(*) FROM steps s WHERE s.task_id = t.id
+          AND s.status = 'error' AND s.claimable_at IS NULL) AS failed_steps
+FROM tasks t WHERE t.id IN (SELECT value FROM json_each(:task_ids));
+
+-- task_step_views --
+-- The steps of tasks with their parents' names, for the task JSON.
+SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryable, s.results,
+       s.error, s.next_retry_at, s.started_at, s.completed_at, s.position, s.handler,
+       s.timeout_seconds, s.claimed_by, s.lease_expires_at, s.last_attempted_at,
+       (SELECT json_group_array(name) FROM (SELECT p.name FROM step_edges e
+            JOIN steps p ON p.id = e.from_step_id WHERE e.to_step_id = s.id
+            ORDER BY p.position)) AS depends_on
+FROM steps s WHERE s.task_id IN (SELECT value FROM json_each(:task_ids))
+ORDER BY s.task_id, s.position;
