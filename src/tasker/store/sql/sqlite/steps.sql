@@ -109,7 +109,7 @@ UPDATE steps
 SET status = r.to_state,
     attempts = CASE WHEN r.reset_attempts THEN 0 ELSE attempts END,
     retryable = CASE WHEN r.reset_attempts THEN 1 ELSE retryable END,
-    results = COALESCE(r.results, results),
+    results = COALESCE(r.results, steps.results),
     error = CASE WHEN r.reset_attempts THEN NULL ELSE error END,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE next_retry_at END,
     claimable_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now END,
