@@ -224,7 +224,12 @@ def record_outcomes(
             rows=Json([{"task_id": t, "n": n} for t, n in done_per_task.items()]),
             now=now,
         )
-    report.finalized = finalize_tasks(conn, list(tasks), history, now, actor=actor)
+    # The locked rows plus what this transaction completed are the tasks' current state.
+    current = [
+        {**task, "done_steps": task["done_steps"] + done_per_task[task_id]}
+        for task_id, task in tasks.items()
+    ]
+    report.finalized = finalize_tasks(conn, list(tasks), history, now, actor=actor, tasks=current)
     history.flush(conn, now)
     return report
 

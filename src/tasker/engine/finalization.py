@@ -6,10 +6,11 @@ task are serialised and exactly one of them sees the final picture.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from tasker.engine.history import Change, Event, HistoryWriter, task_event
-from tasker.store.database import Connection
+from tasker.store.database import Connection, Json, Row
 
 ACTIVE_TASK_STATES = ("pending", "in_progress")
 
@@ -21,12 +22,17 @@ def finalize_tasks(
     now: datetime,
     *,
     actor: str | None = None,
+    tasks: list[Row] | None = None,
 ) -> dict[int, str]:
     """Close tasks that are done: ``complete`` when every step is complete or resolved,
-    ``error`` when a step failed for good and nothing else can run. Returns the changes."""
+    ``error`` when a step failed for good and nothing else can run. Returns the changes.
+
+    ``tasks`` may pass the current rows (status, done_steps, total_steps...) when the
+    caller already has them, saving a read."""
     if not task_ids:
         return {}
-    tasks = conn.fetch_all("get_tasks", task_ids=sorted(task_ids))
+    if tasks is None:
+        tasks = conn.fetch_all("get_tasks", task_ids=sorted(task_ids))
     decided: dict[int, str] = {}
     undecided = []
     for task in tasks:
@@ -41,29 +47,69 @@ def finalize_tasks(
             if row["live_steps"] == 0 and row["failed_steps"] > 0:
                 decided[row["task_id"]] = "error"
     by_id = {task["id"]: task for task in tasks}
+    changes: list[TaskStatusChange] = []
     for task_id, to_state in sorted(decided.items()):
         task = by_id[task_id]
+        payload = {
+            "namespace": task["namespace"],
+            "name": task["name"],
+            "version": task["version"],
+            "duration_seconds": round((now - task["created_at"]).total_seconds(), 6),
+        }
         if task["status"] == "pending" and to_state == "complete":
             # Every step was resolved by hand before any ran: the task still starts first.
             set_task_status(conn, history, task_id, "pending", "in_progress", now, actor=actor)
             task = {**task, "status": "in_progress"}
-        set_task_status(
-            conn,
-            history,
-            task_id,
-            task["status"],
-            to_state,
-            now,
-            actor=actor,
-            payload={
-                "namespace": task["namespace"],
-                "name": task["name"],
-                "version": task["version"],
-                "duration_seconds": round((now - task["created_at"]).total_seconds(), 6),
-            },
-        )
-        history.event(Event("workflow.task_finalized", task_id, {"status": to_state}))
+        changes.append(TaskStatusChange(task_id, task["status"], to_state, payload))
+    set_tasks_status(conn, history, changes, now, actor=actor)
+    for change in changes:
+        history.event(Event("workflow.task_finalized", change.task_id, {"status": change.to_state}))
     return decided
+
+
+@dataclass(frozen=True)
+class TaskStatusChange:
+    task_id: int
+    from_state: str
+    to_state: str
+    payload: dict[str, object] = field(default_factory=dict)
+
+
+def set_tasks_status(
+    conn: Connection,
+    history: HistoryWriter,
+    changes: list[TaskStatusChange],
+    now: datetime,
+    *,
+    actor: str | None = None,
+    reason: str | None = None,
+) -> None:
+    """Change several tasks' status in one statement, with their history and events."""
+    if not changes:
+        return
+    rows = [
+        {"task_id": c.task_id, "from_state": c.from_state, "to_state": c.to_state} for c in changes
+    ]
+    sort_keys = {
+        r["id"]: r["transition_count"]
+        for r in conn.fetch_all("set_task_status", rows=Json(rows), now=now)
+    }
+    for change in changes:
+        assert change.task_id in sort_keys, (
+            f"task {change.task_id} left {change.from_state!r} under our lock"
+        )
+        history.change(
+            Change(
+                change.task_id,
+                change.from_state,
+                change.to_state,
+                sort_keys[change.task_id],
+                task_event(change.from_state, change.to_state),
+                actor=actor,
+                reason=reason,
+                payload=dict(change.payload),
+            )
+        )
 
 
 def set_task_status(
@@ -78,19 +124,11 @@ def set_task_status(
     reason: str | None = None,
     payload: dict[str, object] | None = None,
 ) -> None:
-    row = conn.fetch_one(
-        "set_task_status", task_id=task_id, from_state=from_state, to_state=to_state, now=now
-    )
-    assert row is not None, f"task {task_id} left {from_state!r} under our lock"
-    history.change(
-        Change(
-            task_id,
-            from_state,
-            to_state,
-            row["transition_count"],
-            task_event(from_state, to_state),
-            actor=actor,
-            reason=reason,
-            payload=dict(payload or {}),
-        )
+    set_tasks_status(
+        conn,
+        history,
+        [TaskStatusChange(task_id, from_state, to_state, dict(payload or {}))],
+        now,
+        actor=actor,
+        reason=reason,
     )

@@ -169,6 +169,8 @@ class Worker:
             self._flush_wanted.set()
         finally:
             self._inflight.pop(step.step_id, None)
+            if self._wake is not None:
+                self._wake.set()  # a slot is free: claim while the outcome is recorded
 
     # -- outcomes -------------------------------------------------------------------
 

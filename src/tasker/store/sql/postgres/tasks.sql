@@ -43,13 +43,14 @@ WHERE id = ANY(%(task_ids)s::bigint[]) AND status = 'pending'
 RETURNING id, namespace, name, version, transition_count, created_at;
 
 -- set_task_status --
--- Change one task's status (the caller has checked the transition); returns its sort key.
-UPDATE tasker.tasks
-SET status = %(to_state)s, updated_at = %(now)s, transition_count = transition_count + 1,
-    completed_at = CASE WHEN %(to_state)s IN ('complete', 'error', 'cancelled', 'resolved_manually')
-                        THEN %(now)s END
-WHERE id = %(task_id)s AND status = %(from_state)s
-RETURNING id, transition_count;
+-- Change tasks' status (the caller has checked each transition); returns their sort keys.
+UPDATE tasker.tasks t
+SET status = r.to_state, updated_at = %(now)s, transition_count = t.transition_count + 1,
+    completed_at = CASE WHEN r.to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
+                        THEN %(now)s::timestamptz END
+FROM jsonb_to_recordset(%(rows)s) AS r(task_id bigint, from_state text, to_state text)
+WHERE t.id = r.task_id AND t.status = r.from_state
+RETURNING t.id, t.status, t.transition_count;
 
 -- add_done_steps --
 -- Count steps that reached complete or resolved_manually (the completion counter).

@@ -43,13 +43,15 @@ WHERE id IN (SELECT value FROM json_each(:task_ids)) AND status = 'pending'
 RETURNING id, namespace, name, version, transition_count, created_at;
 
 -- set_task_status --
--- Change one task's status (the caller has checked the transition); returns its sort key.
+-- Change tasks' status (the caller has checked each transition); returns their sort keys.
 UPDATE tasks
-SET status = :to_state, updated_at = :now, transition_count = transition_count + 1,
-    completed_at = CASE WHEN :to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
+SET status = r.to_state, updated_at = :now, transition_count = transition_count + 1,
+    completed_at = CASE WHEN r.to_state IN ('complete', 'error', 'cancelled', 'resolved_manually')
                         THEN :now END
-WHERE id = :task_id AND status = :from_state
-RETURNING id, transition_count;
+FROM (SELECT value ->> '$.task_id' AS task_id, value ->> '$.from_state' AS from_state,
+             value ->> '$.to_state' AS to_state FROM json_each(:rows)) AS r
+WHERE tasks.id = r.task_id AND tasks.status = r.from_state
+RETURNING id, status, transition_count;
 
 -- add_done_steps --
 -- Count steps that reached complete or resolved_manually (the completion counter).

@@ -1,0 +1,505 @@
+-- 0002 readiness functions: step readiness, task execution context, dependency levels,
+-- health counts and analytics, all in schema tasker (docs/sql-functions.md).
+--
+-- Readiness is derived here from the edges and the parents' current states, never from the
+-- incremental columns (remaining_parents, claimable_at) that the claim query reads: the two
+-- are independent computations of one rule, and a property test asserts they agree.
+-- Every function takes `now` as a parameter so tests and callers control time.
+-- Bodies use positional parameters ($1...) because in SQL functions a column of the same
+-- name (task_id, now...) would otherwise win over the argument.
+--
+-- No new index: a task's steps are found through the (task_id, name) unique index, its
+-- edges through step_edges_task_idx, claimable steps through steps_claimable_idx, and
+-- finished steps through steps_completed_at_idx (all from 0001). The readiness plan and
+-- its timings with a million finished steps are in docs/performance.md.
+
+-- The shared core: readiness of every step of the given tasks (optionally only step_ids).
+-- Parents' states are read from the same scan of the tasks' steps, so the cost is one
+-- index range scan of steps and one of edges per task, whatever the history size.
+CREATE FUNCTION tasker.step_readiness_of(task_ids bigint[], step_ids bigint[], now timestamptz)
+RETURNS TABLE (
+    workflow_step_id        bigint,
+    task_id                 bigint,
+    name                    text,
+    current_state           text,
+    dependencies_satisfied  boolean,
+    retry_eligible          boolean,
+    ready_for_execution     boolean,
+    total_parents           integer,
+    completed_parents       integer,
+    attempts                integer,
+    max_attempts            integer,
+    next_retry_at           timestamptz,
+    last_attempted_at       timestamptz,
+    blocking_reason         text,
+    "position"              integer
+)
+LANGUAGE sql STABLE AS $$
+    WITH task_steps AS MATERIALIZED (
+        SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
+               s.retryable, s.next_retry_at, s.last_attempted_at
+        FROM tasker.steps s
+        WHERE s.task_id = ANY ($1)
+    ),
+    parent_counts AS (
+        SELECT e.to_step_id AS step_id,
+               count(*)::integer AS total_parents,
+               (count(*) FILTER (WHERE p.status IN ('complete', 'resolved_manually')))::integer
+                   AS completed_parents
+        FROM tasker.step_edges e
+        JOIN task_steps p ON p.id = e.from_step_id
+        WHERE e.task_id = ANY ($1)
+        GROUP BY e.to_step_id
+    ),
+    flags AS (
+        SELECT s.*,
+               coalesce(pc.total_parents, 0) AS n_parents,
+               coalesce(pc.completed_parents, 0) AS n_done,
+               coalesce(pc.completed_parents, 0) = coalesce(pc.total_parents, 0) AS deps_ok,
+               (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
+                AND (s.next_retry_at IS NULL OR s.next_retry_at <= $3)) AS eligible
+        FROM task_steps s
+        LEFT JOIN parent_counts pc ON pc.step_id = s.id
+        WHERE $2 IS NULL OR s.id = ANY ($2)
+    ),
+    ready AS (
+        SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
+        FROM flags f
+    )
+    SELECT r.id, r.task_id, r.name, r.status, r.deps_ok, r.eligible, r.is_ready,
+           r.n_parents, r.n_done, r.attempts, r.max_attempts, r.next_retry_at,
+           r.last_attempted_at,
+           CASE
+               WHEN r.is_ready THEN NULL
+               WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
+               WHEN r.status = 'cancelled' THEN 'cancelled'
+               WHEN r.status = 'in_progress' THEN 'in_progress'
+               WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
+               WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
+               WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
+               ELSE 'dependencies_not_satisfied'
+           END,
+           r.position
+    FROM ready r
+    ORDER BY r.task_id, r.position, r.id
+$$;
+
+CREATE FUNCTION tasker.get_step_readiness_status(
+    task_id bigint, step_ids bigint[] DEFAULT NULL, now timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    workflow_step_id        bigint,
+    task_id                 bigint,
+    name                    text,
+    current_state           text,
+    dependencies_satisfied  boolean,
+    retry_eligible          boolean,
+    ready_for_execution     boolean,
+    total_parents           integer,
+    completed_parents       integer,
+    attempts                integer,
+    max_attempts            integer,
+    next_retry_at           timestamptz,
+    last_attempted_at       timestamptz,
+    blocking_reason         text
+)
+LANGUAGE sql STABLE AS $$
+    SELECT r.workflow_step_id, r.task_id, r.name, r.current_state, r.dependencies_satisfied,
+           r.retry_eligible, r.ready_for_execution, r.total_parents, r.completed_parents,
+           r.attempts, r.max_attempts, r.next_retry_at, r.last_attempted_at, r.blocking_reason
+    FROM tasker.step_readiness_of(ARRAY[$1], $2, $3) r
+    ORDER BY r.task_id, r.position, r.workflow_step_id
+$$;
+
+CREATE FUNCTION tasker.get_step_readiness_status_batch(
+    task_ids bigint[], now timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    workflow_step_id        bigint,
+    task_id                 bigint,
+    name                    text,
+    current_state           text,
+    dependencies_satisfied  boolean,
+    retry_eligible          boolean,
+    ready_for_execution     boolean,
+    total_parents           integer,
+    completed_parents       integer,
+    attempts                integer,
+    max_attempts            integer,
+    next_retry_at           timestamptz,
+    last_attempted_at       timestamptz,
+    blocking_reason         text
+)
+LANGUAGE sql STABLE AS $$
+    SELECT r.workflow_step_id, r.task_id, r.name, r.current_state, r.dependencies_satisfied,
+           r.retry_eligible, r.ready_for_execution, r.total_parents, r.completed_parents,
+           r.attempts, r.max_attempts, r.next_retry_at, r.last_attempted_at, r.blocking_reason
+    FROM tasker.step_readiness_of($1, NULL, $2) r
+    ORDER BY r.task_id, r.position, r.workflow_step_id
+$$;
+
+-- Execution context of tasks: counts of their steps by state and readiness, then the
+-- verdict. Rules are ordered; the first that matches wins (docs/sql-functions.md).
+CREATE FUNCTION tasker.get_task_execution_contexts_batch(
+    task_ids bigint[], now timestamptz DEFAULT now()
+)
+RETURNS TABLE (
+    task_id                bigint,
+    status                 text,
+    total_steps            integer,
+    pending_steps          integer,
+    in_progress_steps      integer,
+    completed_steps        integer,
+    failed_steps           integer,
+    ready_steps            integer,
+    execution_status       text,
+    recommended_action     text,
+    completion_percentage  numeric,
+    health_status          text
+)
+LANGUAGE sql STABLE AS $$
+    WITH counts AS (
+        SELECT r.task_id,
+               count(*)::integer AS n_total,
+               (count(*) FILTER (WHERE r.current_state = 'pending'))::integer AS n_pending,
+               (count(*) FILTER (WHERE r.current_state = 'in_progress'))::integer AS n_running,
+               (count(*) FILTER (WHERE r.current_state IN ('complete', 'resolved_manually')))
+                   ::integer AS n_done,
+               (count(*) FILTER (WHERE r.current_state = 'error'))::integer AS n_failed,
+               (count(*) FILTER (WHERE r.ready_for_execution))::integer AS n_ready,
+               (count(*) FILTER (WHERE r.blocking_reason IN ('not_retryable', 'retries_exhausted')))
+                   ::integer AS n_blocked,
+               (count(*) FILTER (WHERE r.blocking_reason = 'waiting_for_backoff'))::integer
+                   AS n_backoff,
+               (count(*) FILTER (WHERE r.current_state = 'cancelled'))::integer AS n_cancelled
+        FROM tasker.step_readiness_of($1, NULL, $2) r
+        GROUP BY r.task_id
+    ),
+    verdict AS (
+        SELECT t.id, t.status,
+               coalesce(c.n_total, 0) AS n_total, coalesce(c.n_pending, 0) AS n_pending,
+               coalesce(c.n_running, 0) AS n_running, coalesce(c.n_done, 0) AS n_done,
+               coalesce(c.n_failed, 0) AS n_failed, coalesce(c.n_ready, 0) AS n_ready,
+               CASE
+                   WHEN t.status = 'cancelled' THEN 'cancelled'
+                   WHEN coalesce(c.n_ready, 0) > 0 THEN 'has_ready_steps'
+                   WHEN coalesce(c.n_running, 0) > 0 THEN 'processing'
+                   WHEN coalesce(c.n_done, 0) = coalesce(c.n_total, 0) THEN 'all_complete'
+                   WHEN c.n_blocked > 0 THEN 'blocked_by_failures'
+                   WHEN c.n_backoff > 0 THEN 'waiting_for_retry'
+                   WHEN c.n_cancelled > 0 THEN 'cancelled'
+                   ELSE 'waiting_for_dependencies'
+               END AS execution_status
+        FROM tasker.tasks t
+        LEFT JOIN counts c ON c.task_id = t.id
+        WHERE t.id = ANY ($1)
+    )
+    SELECT v.id, v.status, v.n_total, v.n_pending, v.n_running, v.n_done, v.n_failed, v.n_ready,
+           v.execution_status,
+           CASE v.execution_status
+               WHEN 'has_ready_steps' THEN 'execute_ready_steps'
+               WHEN 'processing' THEN 'wait_for_completion'
+               WHEN 'all_complete' THEN
+                   CASE WHEN v.status IN ('complete', 'resolved_manually') THEN 'none'
+                        ELSE 'finalize_task' END
+               WHEN 'blocked_by_failures' THEN 'handle_failures'
+               WHEN 'waiting_for_retry' THEN 'wait_for_completion'
+               WHEN 'waiting_for_dependencies' THEN 'wait_for_dependencies'
+               ELSE 'none'
+           END,
+           CASE WHEN v.n_total = 0 THEN 0.00
+                ELSE round(100.0 * v.n_done / v.n_total, 2) END,
+           CASE
+               WHEN v.execution_status = 'cancelled' THEN 'unknown'
+               WHEN v.execution_status = 'blocked_by_failures' THEN 'blocked'
+               WHEN v.n_failed > 0 THEN 'recovering'
+               ELSE 'healthy'
+           END
+    FROM verdict v
+    ORDER BY v.id
+$$;
+
+CREATE FUNCTION tasker.get_task_execution_context(task_id bigint, now timestamptz DEFAULT now())
+RETURNS TABLE (
+    task_id                bigint,
+    status                 text,
+    total_steps            integer,
+    pending_steps          integer,
+    in_progress_steps      integer,
+    completed_steps        integer,
+    failed_steps           integer,
+    ready_steps            integer,
+    execution_status       text,
+    recommended_action     text,
+    completion_percentage  numeric,
+    health_status          text
+)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM tasker.get_task_execution_contexts_batch(ARRAY[$1], $2)
+$$;
+
+-- Longest path from a root, by Kahn's algorithm over the task's edges held in arrays:
+-- O(steps + edges), one pass, no path enumeration (stacked diamonds stay linear) and no
+-- query per level (a 10,000-step chain is one loop, not 10,000 statements).
+CREATE FUNCTION tasker.calculate_dependency_levels(task_id bigint)
+RETURNS TABLE (workflow_step_id bigint, dependency_level integer)
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    v_ids         bigint[];   -- the task's step ids; a step is known by its slot in here
+    v_n           integer;
+    v_children    integer[];  -- child slots grouped by parent slot (compressed rows)
+    v_first       integer[];  -- v_first[p]: where parent p's children start in v_children
+    v_out         integer[];  -- number of children per slot
+    v_waiting     integer[];  -- parents not yet levelled, per slot
+    v_level       integer[];
+    v_queue       integer[];
+    v_head        integer := 1;
+    v_tail        integer := 0;
+    v_parent      integer;
+    v_child       integer;
+BEGIN
+    SELECT array_agg(s.id ORDER BY s.id) INTO v_ids
+    FROM tasker.steps s WHERE s.task_id = $1;
+    v_n := coalesce(cardinality(v_ids), 0);
+    IF v_n = 0 THEN
+        RETURN;
+    END IF;
+
+    WITH slot AS (
+        SELECT t.step_id, t.ord::integer AS ord
+        FROM unnest(v_ids) WITH ORDINALITY AS t(step_id, ord)
+    ),
+    edge AS (
+        SELECT ps.ord AS parent_slot, cs.ord AS child_slot
+        FROM tasker.step_edges se
+        JOIN slot ps ON ps.step_id = se.from_step_id
+        JOIN slot cs ON cs.step_id = se.to_step_id
+        WHERE se.task_id = $1
+    ),
+    outs AS (
+        SELECT x.parent_slot AS ord, count(*)::integer AS n FROM edge x GROUP BY x.parent_slot
+    ),
+    ins AS (
+        SELECT x.child_slot AS ord, count(*)::integer AS n FROM edge x GROUP BY x.child_slot
+    ),
+    degrees AS (
+        SELECT g.ord, coalesce(o.n, 0) AS n_out, coalesce(n_in.n, 0) AS n_in,
+               (sum(coalesce(o.n, 0)) OVER (ORDER BY g.ord) - coalesce(o.n, 0) + 1)::integer
+                   AS first_child
+        FROM generate_series(1, v_n) AS g(ord)
+        LEFT JOIN outs o ON o.ord = g.ord
+        LEFT JOIN ins n_in ON n_in.ord = g.ord
+    )
+    SELECT (SELECT coalesce(array_agg(x.child_slot ORDER BY x.parent_slot, x.child_slot),
+                            '{}'::integer[]) FROM edge x),
+           (SELECT array_agg(d.n_out ORDER BY d.ord) FROM degrees d),
+           (SELECT array_agg(d.n_in ORDER BY d.ord) FROM degrees d),
+           (SELECT array_agg(d.first_child ORDER BY d.ord) FROM degrees d)
+    INTO v_children, v_out, v_waiting, v_first;
+
+    v_level := array_fill(0, ARRAY[v_n]);
+    v_queue := array_fill(0, ARRAY[v_n]);
+    FOR i IN 1..v_n LOOP
+        IF v_waiting[i] = 0 THEN
+            v_tail := v_tail + 1;
+            v_queue[v_tail] := i;
+        END IF;
+    END LOOP;
+
+    WHILE v_head <= v_tail LOOP
+        v_parent := v_queue[v_head];
+        v_head := v_head + 1;
+        FOR k IN v_first[v_parent] .. v_first[v_parent] + v_out[v_parent] - 1 LOOP
+            v_child := v_children[k];
+            IF v_level[v_child] <= v_level[v_parent] THEN
+                v_level[v_child] := v_level[v_parent] + 1;
+            END IF;
+            v_waiting[v_child] := v_waiting[v_child] - 1;
+            IF v_waiting[v_child] = 0 THEN
+                v_tail := v_tail + 1;
+                v_queue[v_tail] := v_child;
+            END IF;
+        END LOOP;
+    END LOOP;
+
+    IF v_tail < v_n THEN
+        RAISE EXCEPTION 'task % has a dependency cycle', $1;
+    END IF;
+
+    RETURN QUERY
+        SELECT t.step_id, t.lvl
+        FROM unnest(v_ids, v_level) AS t(step_id, lvl)
+        ORDER BY t.lvl, t.step_id;
+END;
+$fn$;
+
+-- System-wide counts for /health/status. A full count over steps is acceptable here (it is
+-- polled rarely); claimable steps come from the partial claim index.
+CREATE FUNCTION tasker.get_system_health_counts(now timestamptz DEFAULT now())
+RETURNS TABLE (
+    total_tasks              bigint,
+    pending_tasks            bigint,
+    in_progress_tasks        bigint,
+    complete_tasks           bigint,
+    error_tasks              bigint,
+    cancelled_tasks          bigint,
+    resolved_manually_tasks  bigint,
+    total_steps              bigint,
+    pending_steps            bigint,
+    in_progress_steps        bigint,
+    complete_steps           bigint,
+    error_steps              bigint,
+    retrying_steps           bigint,
+    exhausted_steps          bigint,
+    claimable_steps          bigint,
+    expired_leases           bigint,
+    active_workers           bigint
+)
+LANGUAGE sql STABLE AS $$
+    WITH t AS (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
+               count(*) FILTER (WHERE status = 'complete') AS complete,
+               count(*) FILTER (WHERE status = 'error') AS error,
+               count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+               count(*) FILTER (WHERE status = 'resolved_manually') AS resolved
+        FROM tasker.tasks
+    ),
+    s AS (
+        SELECT count(*) AS total,
+               count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'in_progress') AS in_progress,
+               count(*) FILTER (WHERE status = 'complete') AS complete,
+               count(*) FILTER (WHERE status = 'error') AS error,
+               count(*) FILTER (WHERE status = 'error' AND retryable
+                                AND attempts < max_attempts) AS retrying,
+               count(*) FILTER (WHERE status = 'error' AND NOT (retryable
+                                AND attempts < max_attempts)) AS exhausted,
+               count(*) FILTER (WHERE status = 'in_progress'
+                                AND lease_expires_at < $1) AS expired
+        FROM tasker.steps
+    )
+    SELECT t.total, t.pending, t.in_progress, t.complete, t.error, t.cancelled, t.resolved,
+           s.total, s.pending, s.in_progress, s.complete, s.error, s.retrying, s.exhausted,
+           (SELECT count(*) FROM tasker.steps c
+            WHERE c.claimable_at IS NOT NULL AND c.claimable_at <= $1),
+           s.expired,
+           (SELECT count(*) FROM tasker.workers w
+            WHERE w.stopped_at IS NULL AND w.last_heartbeat_at >= $1 - interval '90 seconds')
+    FROM t, s
+$$;
+
+-- Throughput, error rates and durations over [since, now]. Durations and rates are rounded
+-- to 6 decimals so both backends report the same numbers.
+CREATE FUNCTION tasker.get_analytics_metrics(since timestamptz, now timestamptz DEFAULT now())
+RETURNS TABLE (
+    analysis_period_start       timestamptz,
+    calculated_at               timestamptz,
+    active_tasks_count          bigint,
+    total_namespaces_count      bigint,
+    unique_task_types_count     bigint,
+    tasks_created               bigint,
+    tasks_completed             bigint,
+    tasks_failed                bigint,
+    steps_completed             bigint,
+    steps_failed                bigint,
+    completion_rate             numeric,
+    error_rate                  numeric,
+    avg_task_duration_seconds   numeric,
+    avg_step_duration_seconds   numeric,
+    task_throughput_per_minute  numeric,
+    step_throughput_per_minute  numeric
+)
+LANGUAGE sql STABLE AS $$
+    WITH task_window AS (
+        SELECT
+            count(*) FILTER (WHERE created_at BETWEEN $1 AND $2) AS created,
+            count(*) FILTER (WHERE status IN ('complete', 'resolved_manually')
+                             AND completed_at BETWEEN $1 AND $2) AS completed,
+            count(*) FILTER (WHERE status = 'error'
+                             AND coalesce(completed_at, updated_at) BETWEEN $1 AND $2) AS failed,
+            avg(extract(epoch FROM completed_at - created_at))
+                FILTER (WHERE status IN ('complete', 'resolved_manually')
+                        AND completed_at BETWEEN $1 AND $2) AS avg_duration
+        FROM tasker.tasks
+    ),
+    step_window AS (
+        SELECT
+            count(*) FILTER (WHERE status IN ('complete', 'resolved_manually')
+                             AND completed_at BETWEEN $1 AND $2) AS completed,
+            count(*) FILTER (WHERE status = 'error' AND updated_at BETWEEN $1 AND $2) AS failed,
+            avg(extract(epoch FROM completed_at - coalesce(last_attempted_at, started_at)))
+                FILTER (WHERE status IN ('complete', 'resolved_manually')
+                        AND completed_at BETWEEN $1 AND $2
+                        AND coalesce(last_attempted_at, started_at) IS NOT NULL) AS avg_duration
+        FROM tasker.steps
+        WHERE (completed_at BETWEEN $1 AND $2) OR (status = 'error' AND updated_at BETWEEN $1 AND $2)
+    ),
+    span AS (SELECT extract(epoch FROM $2 - $1) / 60.0 AS minutes)
+    SELECT $1, $2,
+           (SELECT count(*) FROM tasker.tasks WHERE status IN ('pending', 'in_progress')),
+           (SELECT count(*) FROM tasker.namespaces),
+           (SELECT count(*) FROM (SELECT DISTINCT namespace_id, name FROM tasker.templates) u),
+           tw.created, tw.completed, tw.failed, sw.completed, sw.failed,
+           CASE WHEN tw.completed + tw.failed = 0 THEN 0
+                ELSE round(tw.completed::numeric / (tw.completed + tw.failed), 6) END,
+           CASE WHEN tw.completed + tw.failed = 0 THEN 0
+                ELSE round(tw.failed::numeric / (tw.completed + tw.failed), 6) END,
+           round(coalesce(tw.avg_duration, 0), 6),
+           round(coalesce(sw.avg_duration, 0), 6),
+           CASE WHEN sp.minutes <= 0 THEN 0 ELSE round(tw.completed / sp.minutes, 6) END,
+           CASE WHEN sp.minutes <= 0 THEN 0 ELSE round(sw.completed / sp.minutes, 6) END
+    FROM task_window tw, step_window sw, span sp
+$$;
+
+-- Slowest finished steps since `since`: time from the start of the last attempt to
+-- completion (earlier attempts and backoff are not the step's fault).
+CREATE FUNCTION tasker.get_slowest_steps(since timestamptz, lim integer DEFAULT 10)
+RETURNS TABLE (
+    workflow_step_id  bigint,
+    task_id           bigint,
+    namespace         text,
+    task_name         text,
+    version           text,
+    step_name         text,
+    status            text,
+    attempts          integer,
+    duration_seconds  numeric,
+    completed_at      timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT s.id, s.task_id, t.namespace, t.name, t.version, s.name, s.status, s.attempts,
+           round(extract(epoch FROM s.completed_at - coalesce(s.last_attempted_at, s.started_at)),
+                 6) AS duration_seconds,
+           s.completed_at
+    FROM tasker.steps s
+    JOIN tasker.tasks t ON t.id = s.task_id
+    WHERE s.completed_at IS NOT NULL AND s.completed_at >= $1
+      AND coalesce(s.last_attempted_at, s.started_at) IS NOT NULL
+    ORDER BY duration_seconds DESC, s.id
+    LIMIT $2
+$$;
+
+-- Slowest finished tasks since `since`, from creation to completion.
+CREATE FUNCTION tasker.get_slowest_tasks(since timestamptz, lim integer DEFAULT 10)
+RETURNS TABLE (
+    task_id           bigint,
+    namespace         text,
+    name              text,
+    version           text,
+    status            text,
+    total_steps       integer,
+    duration_seconds  numeric,
+    created_at        timestamptz,
+    completed_at      timestamptz
+)
+LANGUAGE sql STABLE AS $$
+    SELECT t.id, t.namespace, t.name, t.version, t.status, t.total_steps,
+           round(extract(epoch FROM t.completed_at - t.created_at), 6) AS duration_seconds,
+           t.created_at, t.completed_at
+    FROM tasker.tasks t
+    WHERE t.completed_at IS NOT NULL AND t.completed_at >= $1
+    ORDER BY duration_seconds DESC, t.id
+    LIMIT $2
+$$;
