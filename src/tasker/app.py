@@ -7,8 +7,9 @@ settings); nothing here is global.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from tasker.clock import Clock, SystemClock
@@ -18,6 +19,8 @@ from tasker.engine import creation, execution, recovery
 from tasker.engine.creation import TaskRequest
 from tasker.engine.views import event_json, task_json, transition_json
 from tasker.exceptions import DuplicateKey, NotFound, TemplateNotFound, TransientStoreError
+from tasker.observability.metrics import TaskerMetrics
+from tasker.observability.tracing import start_task_trace
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Connection, Database, open_database
 
@@ -39,6 +42,7 @@ class Tasker:
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or Settings(database_url=database.url)
         self.rand = rand
+        self.metrics = TaskerMetrics()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Tasker:
@@ -114,6 +118,9 @@ class Tasker:
         IdempotencyConflict. Nothing is written when the request is invalid."""
         template = self.template(request.name, request.namespace, request.version)
         creation.check_request(template, request)
+        if request.trace_context is None:
+            trace_context = start_task_trace(template.namespace, template.name, template.version)
+            request = replace(request, trace_context=trace_context)
 
         def work(conn: Connection) -> tuple[int, bool]:
             existing = creation.find_idempotent(conn, template, request)
@@ -122,10 +129,13 @@ class Tasker:
             return creation.insert_task(conn, template, request, self.now(), actor), True
 
         try:
-            return self.write(work)
+            task_id, created = self.write(work)
         except DuplicateKey:
             # Another request with the same key won the race: answer as if it came first.
-            return self.write(work)
+            task_id, created = self.write(work)
+        if created:
+            self.metrics.tasks_created.inc()
+        return task_id, created
 
     def get_task(self, task_id: int, *, with_steps: bool = True) -> dict[str, Any]:
         def work(conn: Connection) -> dict[str, Any]:
@@ -208,7 +218,7 @@ class Tasker:
         task_id: int | None = None,
     ) -> list[execution.ClaimedStep]:
         lease = lease_seconds or self.settings.lease_seconds
-        return self.write(
+        claimed = self.write(
             lambda c: execution.claim_steps(
                 c,
                 worker_id=worker_id,
@@ -219,20 +229,45 @@ class Tasker:
                 task_id=task_id,
             )
         )
+        self.metrics.steps_started.inc(len(claimed))
+        for step in claimed:
+            if step.queued_seconds is not None:
+                self.metrics.claim_latency.observe(step.queued_seconds)
+        return claimed
 
     def record(
         self, outcomes: list[execution.Outcome], actor: str | None = None
     ) -> execution.OutcomeReport:
-        return self.write(
+        report = self.write(
             lambda c: execution.record_outcomes(
                 c, outcomes, now=self.now(), actor=actor, rand=self.rand
             )
         )
+        self._count(report)
+        for outcome in outcomes:
+            if outcome.duration_seconds is not None:
+                self.metrics.step_duration.observe(outcome.duration_seconds)
+        return report
 
     def reap_expired_leases(self, limit: int = 100) -> execution.OutcomeReport:
-        return self.write(
+        report = self.write(
             lambda c: execution.reap_expired_leases(c, now=self.now(), limit=limit, rand=self.rand)
         )
+        self._count(report)
+        self.metrics.leases_expired.inc(len(report.recorded))
+        return report
+
+    def _count(self, report: execution.OutcomeReport) -> None:
+        results = list(report.step_results.values())
+        m = self.metrics
+        m.steps_completed.inc(results.count("complete"))
+        m.steps_retried.inc(results.count("retry"))
+        m.steps_failed.inc(results.count("failed"))
+        statuses = list(report.finalized.values())
+        m.tasks_completed.inc(statuses.count("complete"))
+        m.tasks_failed.inc(statuses.count("error"))
+        for seconds in report.task_durations.values():
+            m.task_duration.observe(seconds)
 
     def next_claimable_at(
         self, namespaces: list[str] | None = None, task_id: int | None = None
@@ -273,6 +308,39 @@ class Tasker:
             return [transition_json(r) for r in rows]
 
         return self.read(work)
+
+    # -- retention ------------------------------------------------------------------
+
+    def prune_events(self, older_than: timedelta, *, batch_size: int = 1000) -> int:
+        """Delete events older than ``older_than``, one short transaction per batch."""
+        before = self.now() - older_than
+        total = 0
+        while True:
+            deleted = self.write(
+                lambda c: c.execute("prune_events", before=before, limit=batch_size)
+            )
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    def prune_tasks(self, finished_before: datetime, *, batch_size: int = 200) -> int:
+        """Delete finished tasks completed before a time, with their steps, history and
+        events, one short transaction per batch."""
+
+        def batch(conn: Connection) -> int:
+            rows = conn.fetch_all("finished_tasks_before", before=finished_before, limit=batch_size)
+            ids = [r["id"] for r in rows]
+            if ids:
+                conn.execute("delete_task_events", task_ids=ids)
+                conn.execute("delete_tasks", task_ids=ids)
+            return len(ids)
+
+        total = 0
+        while True:
+            deleted = self.write(batch)
+            total += deleted
+            if deleted < batch_size:
+                return total
 
     def events(
         self, after_id: int = 0, *, task_id: int | None = None, limit: int = 1000

@@ -147,6 +147,6 @@ def insert_task(
     )
     ready = [s["name"] for s in inserted if s["claimable_at"] is not None]
     history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
-    history.flush(conn, now)
     conn.execute("notify_steps_ready")
+    history.flush(conn, now)
     return task_id

@@ -36,6 +36,8 @@ class ClaimedStep:
     namespace: str
     task_name: str
     task_version: str
+    trace_context: dict[str, str] | None = None
+    queued_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Outcome:
     permanent: bool = False
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
     lease_expired: bool = False
+    duration_seconds: float | None = None  # how long the handler ran
 
     @property
     def ok(self) -> bool:
@@ -59,9 +62,14 @@ class Outcome:
 
 @dataclass
 class OutcomeReport:
+    """What recording outcomes did: steps recorded (by the state they reached: complete,
+    retry, failed, cancelled), steps refused as stale, tasks finalized."""
+
     recorded: list[int] = field(default_factory=list)
     stale: list[int] = field(default_factory=list)
+    step_results: dict[int, str] = field(default_factory=dict)
     finalized: dict[int, str] = field(default_factory=dict)
+    task_durations: dict[int, float] = field(default_factory=dict)
 
 
 def claim_steps(
@@ -139,6 +147,8 @@ def claim_steps(
             namespace=row["namespace"],
             task_name=tasks[row["task_id"]]["name"],
             task_version=tasks[row["task_id"]]["version"],
+            trace_context=tasks[row["task_id"]]["trace_context"],
+            queued_seconds=_seconds(row["ready_at"], now),
         )
         for row in rows
     ]
@@ -187,6 +197,9 @@ def record_outcomes(
         outcome, payload = pending_changes[row["id"]]
         report.recorded.append(row["id"])
         will_retry = row["status"] == "error" and payload.get("next_retry_at") is not None
+        report.step_results[row["id"]] = (
+            ("retry" if will_retry else "failed") if row["status"] == "error" else row["status"]
+        )
         history.change(
             Change(
                 row["task_id"],
@@ -230,6 +243,10 @@ def record_outcomes(
         for task_id, task in tasks.items()
     ]
     report.finalized = finalize_tasks(conn, list(tasks), history, now, actor=actor, tasks=current)
+    report.task_durations = {
+        task_id: (now - tasks[task_id]["created_at"]).total_seconds()
+        for task_id in report.finalized
+    }
     history.flush(conn, now)
     return report
 

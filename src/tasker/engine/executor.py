@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import replace
 from typing import Any
 
 from tasker.engine.context import StepContext
 from tasker.engine.execution import ClaimedStep, Outcome
 from tasker.exceptions import PermanentError, RetryableError
+from tasker.observability.tracing import mark_failed, step_span
 
 TRACEBACK_LIMIT_CHARS = 4000
 
@@ -51,8 +54,31 @@ async def execute(
     resolve: Callable[[str], Callable[..., Any]],
     threads: Executor | None = None,
 ) -> Outcome:
-    """Run the step's handler once and report how it went. Never raises."""
+    """Run the step's handler once, in a tracing span, and report how it went.
+    Never raises."""
+    attributes = {
+        "tasker.task_id": claimed.task_id,
+        "tasker.step_id": claimed.step_id,
+        "tasker.step": claimed.name,
+        "tasker.attempt": claimed.attempt,
+        "tasker.max_attempts": claimed.max_attempts,
+        "tasker.namespace": claimed.namespace,
+        "tasker.task_name": claimed.task_name,
+    }
+    with step_span(claimed.trace_context, attributes) as span:
+        started = time.perf_counter()
+        outcome = await _execute(claimed, resolve, threads)
+        outcome = replace(outcome, duration_seconds=time.perf_counter() - started)
+        if outcome.error is not None:
+            mark_failed(span, outcome.error["class"], outcome.error["message"])
+        return outcome
 
+
+async def _execute(
+    claimed: ClaimedStep,
+    resolve: Callable[[str], Callable[..., Any]],
+    threads: Executor | None,
+) -> Outcome:
     def failed(
         exc: BaseException, *, permanent: bool = False, retry_after: float | None = None
     ) -> Outcome:

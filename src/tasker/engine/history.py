@@ -58,6 +58,8 @@ class HistoryWriter:
         self.events.append(event)
 
     def flush(self, conn: Connection, now: datetime) -> None:
+        """Write everything collected. Call it last in the transaction: on PostgreSQL the
+        event insert holds the event-id counter until commit (ids in commit order)."""
         task_rows = [_transition_row(c) for c in self.changes if c.step_id is None]
         step_rows = [_transition_row(c) for c in self.changes if c.step_id is not None]
         if task_rows:
@@ -66,7 +68,7 @@ class HistoryWriter:
             conn.execute("insert_step_transitions", rows=Json(step_rows), now=now)
         if self.events:
             event_rows = [_event_row(seq, e) for seq, e in enumerate(self.events)]
-            conn.execute("insert_events", rows=Json(event_rows), now=now)
+            conn.execute("insert_events", rows=Json(event_rows), count=len(event_rows), now=now)
         self.changes.clear()
         self.events.clear()
 

@@ -19,9 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from prometheus_client import start_http_server
+
 from tasker.app import Tasker
 from tasker.engine.execution import ClaimedStep, Outcome
 from tasker.engine.executor import execute
+from tasker.events.bus import EventBus
+from tasker.events.consumer import EventDispatcher
 from tasker.store.database import Json
 
 log = logging.getLogger("tasker.worker")
@@ -40,6 +44,7 @@ class WorkerOptions:
         PostgreSQL, where NOTIFY wakes workers earlier; 0.1 s on SQLite, which has none).
     grace_seconds: on stop, how long in-flight steps may finish before being released.
     batch_size: most steps claimed in one round trip (default 50).
+    metrics_port: serve Prometheus metrics on this port (default: off).
     """
 
     concurrency: int = 10
@@ -49,13 +54,25 @@ class WorkerOptions:
     poll_interval_seconds: float | None = None
     grace_seconds: float = 30.0
     batch_size: int = 50
+    metrics_port: int | None = None
 
 
 class Worker:
+    """Runs steps until stopped (or, in burst mode, until no work is left).
+
+    ``bus``: subscribers to deliver the event log to, from this process (see
+    ``EventDispatcher``: one process at a time delivers, at least once, in order).
+    """
+
     def __init__(
-        self, tasker: Tasker, options: WorkerOptions | None = None, worker_id: str | None = None
+        self,
+        tasker: Tasker,
+        options: WorkerOptions | None = None,
+        worker_id: str | None = None,
+        bus: EventBus | None = None,
     ):
         self.tasker = tasker
+        self.bus = bus
         self.options = options or WorkerOptions()
         self.lease_seconds = self.options.lease_seconds or tasker.settings.lease_seconds
         self.worker_id = worker_id or (
@@ -95,14 +112,29 @@ class Worker:
             asyncio.create_task(self._every(self.lease_seconds / 3, self._heartbeat), name="hb"),
             asyncio.create_task(self._every(self.lease_seconds / 3, self._reap), name="reaper"),
         ]
+        delivering: asyncio.Task[None] | None = None
+        if self.bus is not None and self.bus.subscriptions:
+            self.dispatcher: EventDispatcher | None = EventDispatcher(self.tasker, self.bus)
+            delivering = asyncio.create_task(self.dispatcher.run(), name="events")
+        else:
+            self.dispatcher = None
+        if self.options.metrics_port is not None:
+            start_http_server(self.options.metrics_port, registry=self.tasker.metrics.registry)
         listener = self._start_listener()
         try:
             await self._claim_loop()
         finally:
             await self._shutdown()
+            if self.dispatcher is not None and delivering is not None:
+                # Let the batch being delivered finish, so it is not delivered twice.
+                self.dispatcher.stop()
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(delivering, timeout=10)
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self.dispatcher is not None and self.options.burst:
+                await self._drain_events()
             if listener is not None:
                 self._stopping = True
             await self._db(
@@ -112,6 +144,14 @@ class Worker:
             )
             self._db_pool.shutdown(wait=False)
             self._handler_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain_events(self) -> None:
+        """Before a burst worker exits, deliver what its subscribers have not seen yet."""
+        assert self.dispatcher is not None
+        try:
+            await self.dispatcher.drain()
+        except Exception:
+            log.exception("delivering events before exit failed")
 
     def run_sync(self) -> None:
         asyncio.run(self.run())

@@ -18,10 +18,17 @@ FROM jsonb_to_recordset(%(rows)s) AS r(step_id bigint, task_id bigint, from_stat
 
 -- insert_events --
 -- Append events to the durable log, in the transaction of the change they describe.
-INSERT INTO tasker.events (name, task_id, step_id, step_name, payload, created_at)
-SELECT r.name, r.task_id, r.step_id, r.step_name, COALESCE(r.payload, '{}'), %(now)s
-FROM jsonb_to_recordset(%(rows)s) AS r(seq integer, name text, task_id bigint, step_id bigint,
-    step_name text, payload jsonb)
+-- Ids come from the one-row counter, locked until commit, so they follow commit order;
+-- callers run this as their transaction's last statement.
+WITH block AS (
+    UPDATE tasker.event_log_position SET last = last + %(count)s WHERE id = 1
+    RETURNING last - %(count)s AS base
+)
+INSERT INTO tasker.events (id, name, task_id, step_id, step_name, payload, created_at)
+SELECT block.base + r.seq + 1, r.name, r.task_id, r.step_id, r.step_name,
+    COALESCE(r.payload, '{}'), %(now)s
+FROM block, jsonb_to_recordset(%(rows)s) AS r(seq integer, name text, task_id bigint,
+    step_id bigint, step_name text, payload jsonb)
 ORDER BY r.seq;
 
 -- task_transitions --
@@ -35,7 +42,54 @@ JOIN tasker.steps s ON s.id = st.step_id
 WHERE st.task_id = %(task_id)s ORDER BY st.id;
 
 -- events_after --
--- Events after a cursor (an event id), oldest first.
-SELECT * FROM tasker.events
+-- Events after a cursor (an event id), oldest first. Ids follow commit order (see
+-- insert_events), so the id alone is a safe cursor.
+SELECT id, name, task_id, step_id, step_name, payload, created_at FROM tasker.events
 WHERE id > %(after_id)s AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
 ORDER BY id LIMIT %(limit)s;
+
+-- acquire_consumer --
+-- Take (or renew) a named consumer's lease; returns its position only to the holder.
+INSERT INTO tasker.event_consumers (name, position, owner, lease_expires_at, updated_at)
+VALUES (%(name)s, 0, %(owner)s, %(lease_expires_at)s, %(now)s)
+ON CONFLICT (name) DO UPDATE
+    SET owner = EXCLUDED.owner, lease_expires_at = EXCLUDED.lease_expires_at
+    WHERE tasker.event_consumers.owner IS NULL
+       OR tasker.event_consumers.owner = EXCLUDED.owner
+       OR tasker.event_consumers.lease_expires_at < %(now)s
+RETURNING position;
+
+-- save_consumer_position --
+-- Record how far a consumer got (only while it holds the lease).
+UPDATE tasker.event_consumers SET position = %(position)s, updated_at = %(now)s
+WHERE name = %(name)s AND owner = %(owner)s;
+
+-- release_consumer --
+-- Give up a consumer's lease (clean stop).
+UPDATE tasker.event_consumers SET owner = NULL, lease_expires_at = NULL
+WHERE name = %(name)s AND owner = %(owner)s;
+
+-- list_consumers --
+-- Every named consumer and its position.
+SELECT name, position, owner, lease_expires_at, updated_at FROM tasker.event_consumers
+ORDER BY name;
+
+-- prune_events --
+-- Delete one batch of events older than a cutoff; callers loop until it deletes nothing.
+DELETE FROM tasker.events WHERE id IN (
+    SELECT id FROM tasker.events WHERE created_at < %(before)s ORDER BY id LIMIT %(limit)s);
+
+-- finished_tasks_before --
+-- One batch of finished tasks completed before a cutoff (retention).
+SELECT id FROM tasker.tasks
+WHERE completed_at < %(before)s
+  AND status IN ('complete', 'error', 'cancelled', 'resolved_manually')
+ORDER BY completed_at LIMIT %(limit)s;
+
+-- delete_task_events --
+-- Delete the events of tasks being pruned.
+DELETE FROM tasker.events WHERE task_id = ANY(%(task_ids)s::bigint[]);
+
+-- delete_tasks --
+-- Delete tasks; their steps, edges and history go with them (ON DELETE CASCADE).
+DELETE FROM tasker.tasks WHERE id = ANY(%(task_ids)s::bigint[]);

@@ -2,11 +2,12 @@
 -- Create all steps of a task in one statement; roots are claimable at once.
 INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
-    backoff_jitter, total_parents, remaining_parents, claimable_at, transition_count,
+    backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at)
 SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
     r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
     r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
+    CASE WHEN r.total_parents = 0 THEN %(now)s::timestamptz END,
     CASE WHEN r.total_parents = 0 THEN %(now)s::timestamptz END, 1, %(now)s, %(now)s
 FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
     config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
@@ -44,7 +45,7 @@ FROM picked
 WHERE s.id = picked.id
 RETURNING s.id, s.task_id, s.namespace, s.name, s.handler, s.config, s.attempts,
     s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count,
-    picked.status AS from_state, s.created_at;
+    picked.status AS from_state, s.created_at, s.ready_at;
 
 -- parent_results --
 -- Results of the parents of the given steps, by parent name.
@@ -54,7 +55,7 @@ WHERE e.to_step_id = ANY(%(step_ids)s::bigint[]);
 
 -- task_contexts --
 -- Context and identity of tasks, for handlers.
-SELECT id, context, namespace, name, version, status FROM tasker.tasks
+SELECT id, context, namespace, name, version, status, trace_context FROM tasker.tasks
 WHERE id = ANY(%(task_ids)s::bigint[]);
 
 -- lock_running_steps --
@@ -74,6 +75,7 @@ FOR UPDATE OF s;
 UPDATE tasker.steps s
 SET status = r.status, results = r.results, error = r.error, retryable = r.retryable,
     next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
+    ready_at = COALESCE(r.next_retry_at, s.ready_at),
     completed_at = CASE WHEN r.status = 'complete' THEN %(now)s::timestamptz END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
     transition_count = s.transition_count + 1
@@ -88,6 +90,8 @@ UPDATE tasker.steps s
 SET remaining_parents = s.remaining_parents - e.n,
     claimable_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
                         THEN %(now)s::timestamptz ELSE s.claimable_at END,
+    ready_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
+                    THEN %(now)s::timestamptz ELSE s.ready_at END,
     updated_at = %(now)s
 FROM (SELECT to_step_id, count(*)::integer AS n FROM tasker.step_edges
       WHERE from_step_id = ANY(%(step_ids)s::bigint[]) GROUP BY to_step_id) e
@@ -114,6 +118,8 @@ SET status = r.to_state,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE s.next_retry_at END,
     claimable_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
                         THEN %(now)s::timestamptz END,
+    ready_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
+                    THEN %(now)s::timestamptz ELSE s.ready_at END,
     completed_at = CASE WHEN r.to_state = 'resolved_manually' THEN %(now)s::timestamptz
                         ELSE s.completed_at END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,

@@ -22,7 +22,7 @@ FROM json_each(:rows);
 INSERT INTO events (name, task_id, step_id, step_name, payload, created_at)
 SELECT value ->> '$.name', value ->> '$.task_id', value ->> '$.step_id',
     value ->> '$.step_name', COALESCE(nullif(value -> '$.payload', 'null'), '{}'), :now
-FROM json_each(:rows) ORDER BY value ->> '$.seq';
+FROM json_each(:rows) WHERE :count IS NOT NULL ORDER BY value ->> '$.seq';
 
 -- task_transitions --
 -- A task's own history, in order.
@@ -35,7 +35,53 @@ JOIN steps s ON s.id = st.step_id
 WHERE st.task_id = :task_id ORDER BY st.id;
 
 -- events_after --
--- Events after a cursor (an event id), oldest first.
-SELECT * FROM events
+-- Events after a cursor (an event id), oldest first. One writer at a time means ids
+-- follow commit order, so the id alone is a safe cursor.
+SELECT id, name, task_id, step_id, step_name, payload, created_at FROM events
 WHERE id > :after_id AND (:task_id IS NULL OR task_id = :task_id)
 ORDER BY id LIMIT :limit;
+
+-- acquire_consumer --
+-- Take (or renew) a named consumer's lease; returns its position only to the holder.
+INSERT INTO event_consumers (name, position, owner, lease_expires_at, updated_at)
+VALUES (:name, 0, :owner, :lease_expires_at, :now)
+ON CONFLICT (name) DO UPDATE
+    SET owner = excluded.owner, lease_expires_at = excluded.lease_expires_at
+    WHERE event_consumers.owner IS NULL
+       OR event_consumers.owner = excluded.owner
+       OR event_consumers.lease_expires_at < :now
+RETURNING position;
+
+-- save_consumer_position --
+-- Record how far a consumer got (only while it holds the lease).
+UPDATE event_consumers SET position = :position, updated_at = :now
+WHERE name = :name AND owner = :owner;
+
+-- release_consumer --
+-- Give up a consumer's lease (clean stop).
+UPDATE event_consumers SET owner = NULL, lease_expires_at = NULL
+WHERE name = :name AND owner = :owner;
+
+-- list_consumers --
+-- Every named consumer and its position.
+SELECT name, position, owner, lease_expires_at, updated_at FROM event_consumers ORDER BY name;
+
+-- prune_events --
+-- Delete one batch of events older than a cutoff; callers loop until it deletes nothing.
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events WHERE created_at < :before ORDER BY id LIMIT :limit);
+
+-- finished_tasks_before --
+-- One batch of finished tasks completed before a cutoff (retention).
+SELECT id FROM tasks
+WHERE completed_at < :before
+  AND status IN ('complete', 'error', 'cancelled', 'resolved_manually')
+ORDER BY completed_at LIMIT :limit;
+
+-- delete_task_events --
+-- Delete the events of tasks being pruned.
+DELETE FROM events WHERE task_id IN (SELECT value FROM json_each(:task_ids));
+
+-- delete_tasks --
+-- Delete tasks; their steps, edges and history go with them (ON DELETE CASCADE).
+DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids));

@@ -2,13 +2,14 @@
 -- Create all steps of a task in one statement; roots are claimable at once.
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
-    backoff_jitter, total_parents, remaining_parents, claimable_at, transition_count,
+    backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at)
 SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
     value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
     value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
     value ->> '$.backoff_max_seconds', value ->> '$.backoff_jitter',
     value ->> '$.total_parents', value ->> '$.total_parents',
+    CASE WHEN value ->> '$.total_parents' = 0 THEN :now END,
     CASE WHEN value ->> '$.total_parents' = 0 THEN :now END, 1, :now, :now
 FROM json_each(:rows)
 ORDER BY value ->> '$.position'
@@ -41,7 +42,7 @@ WHERE id IN (
 )
 RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
     timeout_seconds, claim_token, transition_count,
-    CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at;
+    CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at, ready_at;
 
 -- parent_results --
 -- Results of the parents of the given steps, by parent name.
@@ -51,7 +52,7 @@ WHERE e.to_step_id IN (SELECT value FROM json_each(:step_ids));
 
 -- task_contexts --
 -- Context and identity of tasks, for handlers.
-SELECT id, context, namespace, name, version, status FROM tasks
+SELECT id, context, namespace, name, version, status, trace_context FROM tasks
 WHERE id IN (SELECT value FROM json_each(:task_ids));
 
 -- lock_running_steps --
@@ -70,6 +71,7 @@ ORDER BY s.id;
 UPDATE steps
 SET status = r.status, results = r.results, error = r.error, retryable = r.retryable,
     next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
+    ready_at = COALESCE(r.next_retry_at, steps.ready_at),
     completed_at = CASE WHEN r.status = 'complete' THEN :now END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
     transition_count = transition_count + 1
@@ -88,6 +90,8 @@ UPDATE steps
 SET remaining_parents = remaining_parents - e.n,
     claimable_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
                         THEN :now ELSE claimable_at END,
+    ready_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
+                    THEN :now ELSE ready_at END,
     updated_at = :now
 FROM (SELECT to_step_id, count(*) AS n FROM step_edges
       WHERE from_step_id IN (SELECT value FROM json_each(:step_ids)) GROUP BY to_step_id) AS e
@@ -113,6 +117,8 @@ SET status = r.to_state,
     error = CASE WHEN r.reset_attempts THEN NULL ELSE error END,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE next_retry_at END,
     claimable_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now END,
+    ready_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now
+                    ELSE ready_at END,
     completed_at = CASE WHEN r.to_state = 'resolved_manually' THEN :now ELSE completed_at END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
     transition_count = transition_count + 1

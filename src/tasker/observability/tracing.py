@@ -1,0 +1,55 @@
+"""OpenTelemetry: a span per task, a child span per step attempt, one trace per task.
+
+Only the OpenTelemetry API is a dependency; without an SDK configured these spans cost
+next to nothing. The task span's context is stored on the task (W3C ``traceparent``),
+so step spans opened by any worker on any machine join the task's trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+TRACER_NAME = "tasker"
+
+
+def start_task_trace(namespace: str, name: str, version: str) -> dict[str, str] | None:
+    """Open and close the task's span (it marks creation, as a child of any current span)
+    and return its context to store on the task; None when tracing is off."""
+    tracer = trace.get_tracer(TRACER_NAME)
+    with tracer.start_as_current_span(
+        f"tasker.task {namespace}/{name}",
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "tasker.namespace": namespace,
+            "tasker.task_name": name,
+            "tasker.version": version,
+        },
+    ) as span:
+        if not span.get_span_context().is_valid:
+            return None
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return carrier
+
+
+@contextmanager
+def step_span(trace_context: dict[str, str] | None, attributes: dict[str, Any]) -> Iterator[Span]:
+    """A span for one step attempt, child of the task's span when its context is known."""
+    tracer = trace.get_tracer(TRACER_NAME)
+    parent = propagate.extract(trace_context) if trace_context else otel_context.Context()
+    name = f"tasker.step {attributes.get('tasker.step', '')}"
+    with tracer.start_as_current_span(
+        name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
+    ) as span:
+        yield span
+
+
+def mark_failed(span: Span, error_class: str, message: str) -> None:
+    span.set_status(Status(StatusCode.ERROR, f"{error_class}: {message}"))
+    span.set_attribute("tasker.error_class", error_class)
