@@ -170,7 +170,7 @@ def test_three_worker_processes_run_every_step_exactly_once(env: dict[str, str])
     # When three worker processes drain them
     workers = [start_worker(env, concurrency=8) for _ in range(3)]
     for worker in workers:
-        out, err = worker.communicate(timeout=120)
+        _out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
     # Then every task completed, every step ran exactly once, and more than one process worked
     with tasker_for(env) as tasker:
@@ -208,7 +208,7 @@ def test_kill_9_mid_step_is_recovered_after_the_lease_and_completes_once(
     killed_at = time.monotonic()
     # Then worker B returns the step to the queue after the lease and runs it again
     rescuer = start_worker(env, concurrency=1, lease=2, burst=True)
-    out, err = rescuer.communicate(timeout=60)
+    _out, err = rescuer.communicate(timeout=60)
     assert rescuer.returncode == 0, err
     assert time.monotonic() - killed_at < 30
     with tasker_for(env) as tasker:
@@ -234,7 +234,7 @@ def test_sigterm_lets_in_flight_steps_finish_and_loses_nothing(env: dict[str, st
     )
     # When the worker gets SIGTERM while steps are in flight
     worker.send_signal(signal.SIGTERM)
-    out, err = worker.communicate(timeout=30)
+    _out, err = worker.communicate(timeout=30)
     assert worker.returncode == 0, err
     finished_by_first = len(executions(url))
     assert finished_by_first >= 4  # in-flight steps were allowed to finish
