@@ -255,3 +255,45 @@ def _running(env: dict[str, str], task_ids: list[int]) -> int:
         return sum(
             s["status"] == "in_progress" for t in task_ids for s in tasker.get_task(t)["steps"]
         )
+
+
+def restart_postgres() -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError("PostgreSQL did not come back")
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/etc/postgresql") or os.geteuid() != 0,
+    reason="needs a local PostgreSQL cluster this test may restart",
+)
+def test_a_database_restart_mid_run_loses_and_duplicates_nothing(env: dict[str, str]) -> None:
+    url = env["TASKER_DATABASE_URL"]
+    with tasker_for(env) as tasker:
+        task_ids = [tasker.create_task(TaskRequest("short_sleepers"))[0] for _ in range(3)]
+    worker = start_worker(env, concurrency=4, lease=5, burst=True)
+    wait_for(lambda: len(executions(url)) >= 2, 30, "some steps to finish")
+    # When PostgreSQL restarts while steps are running (connections are cut)
+    restart_postgres()
+    # Then the worker reconnects and finishes everything, each step exactly once
+    _out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    with tasker_for(env) as tasker:
+        assert {tasker.task_status(t) for t in task_ids} == {"complete"}
+        events = tasker.events(limit=10_000)
+    ran = executions(url)
+    completed = [e["step_id"] for e in events if e["name"] == "step.completed"]
+    assert len(completed) == len(set(completed)) == 18
+    # a step whose result was lost with its connection runs again: that is the only
+    # way a second execution may appear, and its result is then recorded once
+    assert len({s for s, _, _ in ran}) == 18
