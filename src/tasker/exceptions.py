@@ -77,10 +77,11 @@ class InvalidTransition(TaskerError):
     def __init__(self, entity: str, entity_id: int | None, from_state: str, to_state: str):
         self.entity = entity
         self.entity_id = entity_id
-        self.from_state = from_state
-        self.to_state = to_state
+        # States may arrive as StrEnum members; keep and show their plain values.
+        self.from_state = str(from_state)
+        self.to_state = str(to_state)
         ident = f" {entity_id}" if entity_id is not None else ""
-        super().__init__(f"{entity}{ident} cannot go from {from_state!r} to {to_state!r}")
+        super().__init__(f"{entity}{ident} cannot go from {self.from_state!r} to {self.to_state!r}")
 
 
 class StaleClaim(TaskerError):

@@ -471,3 +471,26 @@ def test_task_json_has_the_contract_shape(
         "completed_at",
     ]
     assert (task["tags"], task["initiator"], task["status"]) == (["vip"], "web", "pending")
+
+
+@pytest.mark.parametrize(
+    "context", [{"a": "x\u0000y"}, {"a": float("nan")}, {"a": [1, float("inf")]}]
+)
+def test_context_a_database_cannot_store_is_refused_on_both_backends(
+    database: Database, clock: FakeClock, calls: Calls, context: dict[str, Any]
+) -> None:
+    tasker = make_tasker(database, clock, diamond(calls))
+    with pytest.raises(ValidationError, match="context cannot be stored"):
+        tasker.create_task(TaskRequest("diamond", {"n": 1, **context}))
+    assert tasker.list_tasks() == []
+
+
+def test_invalid_transition_message_names_plain_states(
+    database: Database, clock: FakeClock, calls: Calls
+) -> None:
+    tasker = make_tasker(database, clock, diamond(calls))
+    task_id, _ = tasker.create_task(TaskRequest("diamond", {"n": 1}))
+    tasker.cancel_task(task_id)
+    with pytest.raises(InvalidTransition) as caught:
+        tasker.resolve_step(task_id, "a", reason="late")
+    assert "cannot go from 'cancelled' to 'resolved_manually'" in str(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,37 @@ def request_hash(template: TemplateDefinition, context: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_storable(value: Any, what: str) -> None:
+    """Refuse JSON that a database cannot store the same way on both backends: NaN and
+    infinities (not JSON), NUL characters and lone surrogates (PostgreSQL rejects them)."""
+    problems: list[str] = []
+
+    def walk(item: Any, path: str) -> None:
+        if isinstance(item, float) and not math.isfinite(item):
+            problems.append(f"{path}: {item} is not a JSON number")
+        elif isinstance(item, str):
+            if "\x00" in item:
+                problems.append(f"{path}: contains a NUL character")
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                problems.append(f"{path}: is not valid Unicode (lone surrogate)")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                walk(key, f"{path} key")
+                walk(child, f"{path}.{key}")
+        elif isinstance(item, list | tuple):
+            for index, child in enumerate(item):
+                walk(child, f"{path}[{index}]")
+
+    walk(value, "$")
+    if problems:
+        raise ValidationError(f"{what} cannot be stored", errors=problems)
+
+
 def check_request(template: TemplateDefinition, request: TaskRequest) -> None:
     """Validate everything before writing anything; every problem is listed."""
+    check_storable(request.context, "context")
     template.validate_context(request.context)
     if request.idempotency_key is not None and not request.idempotency_key.strip():
         raise ValidationError("idempotency_key must not be blank")
@@ -139,7 +169,16 @@ def insert_task(
     history.change(Change(task_id, None, "pending", 1, None, reason=request.reason, actor=actor))
     for step in inserted:
         history.change(
-            Change(task_id, None, "pending", 1, None, step_id=step["id"], step_name=step["name"])
+            Change(
+                task_id,
+                None,
+                "pending",
+                1,
+                None,
+                step_id=step["id"],
+                step_name=step["name"],
+                actor=actor,
+            )
         )
     identity = {"namespace": template.namespace, "name": template.name, "version": template.version}
     history.event(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from tasker.engine.creation import check_storable
 from tasker.engine.execution import release_children
 from tasker.engine.finalization import finalize_tasks, set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
@@ -154,6 +155,7 @@ def resolve_step(
     results: Any = None,
 ) -> None:
     """Declare a pending or failed step done by hand; its dependents proceed."""
+    check_storable(results, "results")
     task = _lock_task(conn, task_id)
     step = _lock_step(conn, task_id, step_name)
     current = State(step["status"])
