@@ -1,0 +1,251 @@
+"""``/v1/tasks``: create, list, inspect and recover tasks.
+
+Every route is a plain ``def``: Tasker is synchronous and FastAPI runs these in its thread
+pool. Writes pass the caller's actor (``api`` or ``token:NAME``) into the history.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+
+from tasker.api.deps import (
+    COMMON_ERRORS,
+    DIGITS_ONLY,
+    Filter,
+    TaskerDep,
+    error_responses,
+    group_levels,
+)
+from tasker.api.errors import ApiError
+from tasker.api.schemas import (
+    NO_NUL,
+    ActionRequest,
+    ExecutionContextOut,
+    ReadinessOut,
+    ResolveRequest,
+    Status,
+    TaskCreate,
+    TaskDag,
+    TaskOut,
+    TaskPage,
+    TransitionOut,
+)
+from tasker.api.security import Reader, Writer
+from tasker.engine.creation import TaskRequest
+
+MAX_ID = 2**63 - 1  # ids are bigint; a larger one is a 422, never a database error
+
+
+TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id."), DIGITS_ONLY]
+StepName = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="The step's name.")
+]
+
+router = APIRouter(prefix="/v1/tasks", tags=["tasks"], responses=COMMON_ERRORS)
+
+
+# -- cursors -------------------------------------------------------------------------------
+
+
+def encode_cursor(before_id: int) -> str:
+    raw = json.dumps({"before_id": before_id}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a cursor continues before; 422 for anything this API did not hand out."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        before_id = data["before_id"]
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
+        before_id = None
+    if isinstance(before_id, bool) or not isinstance(before_id, int) or before_id < 1:
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", [cursor])
+    return min(before_id, MAX_ID)
+
+
+# -- routes --------------------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=TaskOut,
+    summary="Create a task",
+    responses={
+        200: {"model": TaskOut, "description": "The task this idempotency key already made."},
+        201: {"description": "A new task."},
+        **error_responses(404, 409),
+    },
+)
+def create_task(body: TaskCreate, response: Response, tasker: TaskerDep, who: Writer) -> Any:
+    request = TaskRequest(
+        name=body.name,
+        context=body.context,
+        namespace=body.namespace,
+        version=body.version,
+        idempotency_key=body.idempotency_key,
+        initiator=body.initiator,
+        source_system=body.source_system,
+        reason=body.reason,
+        tags=tuple(body.tags),
+    )
+    task_id, created = tasker.create_task(request, actor=who.actor)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/tasks/{task_id}"
+    return tasker.get_task(task_id)
+
+
+@router.get("", response_model=TaskPage, summary="List tasks, newest first")
+def list_tasks(
+    tasker: TaskerDep,
+    who: Reader,
+    status: Annotated[Status | None, Query()] = None,
+    namespace: Filter = None,
+    name: Filter = None,
+    limit: Annotated[int, Query(ge=1, le=200), DIGITS_ONLY] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description="`next_cursor` of the previous page."),
+    ] = None,
+) -> Any:
+    before_id = decode_cursor(cursor) if cursor is not None else None
+    tasks = tasker.list_tasks(
+        status=status, namespace=namespace, name=name, limit=limit + 1, before_id=before_id
+    )
+    more = len(tasks) > limit
+    tasks = tasks[:limit]
+    return {"tasks": tasks, "next_cursor": encode_cursor(tasks[-1]["id"]) if more else None}
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskOut,
+    summary="A task with its steps",
+    responses=error_responses(404),
+)
+def get_task(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
+    return tasker.get_task(task_id)
+
+
+@router.get(
+    "/{task_id}/transitions",
+    response_model=list[TransitionOut],
+    summary="The task's and its steps' full history",
+    responses=error_responses(404),
+)
+def task_transitions(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
+    return tasker.transitions(task_id)
+
+
+@router.get(
+    "/{task_id}/readiness",
+    response_model=list[ReadinessOut],
+    summary="Readiness of each step, with the reason a step is blocked",
+    responses=error_responses(404),
+)
+def task_readiness(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
+    return [asdict(row) for row in tasker.readiness(task_id)]
+
+
+@router.get(
+    "/{task_id}/context",
+    response_model=ExecutionContextOut,
+    summary="The task's execution context",
+    responses=error_responses(404),
+)
+def task_context(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
+    return asdict(tasker.execution_context(task_id))
+
+
+@router.get(
+    "/{task_id}/dag",
+    response_model=TaskDag,
+    summary="Steps, edges and dependency levels",
+    responses=error_responses(404),
+)
+def task_dag(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
+    task = tasker.get_task(task_id)
+    levels = tasker.dependency_levels(task_id)
+    steps = [
+        {
+            "id": step["id"],
+            "name": step["name"],
+            "status": step["status"],
+            "depends_on": step["depends_on"],
+            "level": levels.get(step["id"], 0),
+        }
+        for step in task["steps"]
+    ]
+    return {
+        "task_id": task_id,
+        "steps": steps,
+        "edges": [{"from": p, "to": s["name"]} for s in steps for p in s["depends_on"]],
+        "levels": group_levels((s["name"], s["level"]) for s in steps),
+    }
+
+
+_ACTION_ERRORS = error_responses(404, 409)
+
+
+@router.post(
+    "/{task_id}/cancel",
+    response_model=TaskOut,
+    summary="Cancel a task (already cancelled: no change)",
+    responses=_ACTION_ERRORS,
+)
+def cancel_task(
+    task_id: TaskId, tasker: TaskerDep, who: Writer, body: ActionRequest | None = None
+) -> Any:
+    tasker.cancel_task(task_id, actor=who.actor, reason=body.reason if body else None)
+    return tasker.get_task(task_id)
+
+
+@router.post(
+    "/{task_id}/retry",
+    response_model=TaskOut,
+    summary="Re-open every failed step of a failed task",
+    responses=_ACTION_ERRORS,
+)
+def retry_task(
+    task_id: TaskId, tasker: TaskerDep, who: Writer, body: ActionRequest | None = None
+) -> Any:
+    tasker.retry_task(task_id, actor=who.actor, reason=body.reason if body else None)
+    return tasker.get_task(task_id)
+
+
+@router.post(
+    "/{task_id}/steps/{step}/retry",
+    response_model=TaskOut,
+    summary="Re-open one failed step, its attempts reset",
+    responses=_ACTION_ERRORS,
+)
+def retry_step(
+    task_id: TaskId,
+    step: StepName,
+    tasker: TaskerDep,
+    who: Writer,
+    body: ActionRequest | None = None,
+) -> Any:
+    tasker.retry_step(task_id, step, actor=who.actor, reason=body.reason if body else None)
+    return tasker.get_task(task_id)
+
+
+@router.post(
+    "/{task_id}/steps/{step}/resolve",
+    response_model=TaskOut,
+    summary="Declare a pending or failed step done by hand",
+    responses=_ACTION_ERRORS,
+)
+def resolve_step(
+    task_id: TaskId, step: StepName, body: ResolveRequest, tasker: TaskerDep, who: Writer
+) -> Any:
+    tasker.resolve_step(task_id, step, reason=body.reason, results=body.results, actor=who.actor)
+    return tasker.get_task(task_id)

@@ -1,0 +1,391 @@
+"""Request and response bodies of the REST API (they are also its OpenAPI document).
+
+Responses mirror the contract's task JSON (``tasker.engine.views``) and the rows of the SQL
+functions (``tasker.store.readiness``); FastAPI validates every response against them.
+Strings that reach the database must be storable there: no NUL character (PostgreSQL text
+and jsonb refuse it), no lone surrogate, no NaN or infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+Status = Literal["pending", "in_progress", "complete", "error", "cancelled", "resolved_manually"]
+BlockingReason = Literal[
+    "dependencies_not_satisfied",
+    "waiting_for_backoff",
+    "retries_exhausted",
+    "not_retryable",
+    "in_progress",
+    "finished",
+    "cancelled",
+]
+ExecutionStatus = Literal[
+    "has_ready_steps",
+    "processing",
+    "blocked_by_failures",
+    "all_complete",
+    "waiting_for_dependencies",
+    "waiting_for_retry",
+    "cancelled",
+]
+RecommendedAction = Literal[
+    "execute_ready_steps",
+    "wait_for_completion",
+    "handle_failures",
+    "finalize_task",
+    "wait_for_dependencies",
+    "none",
+]
+HealthStatus = Literal["healthy", "recovering", "blocked", "unknown"]
+
+MAX_DEPTH = 64  # nesting of a context or results document
+
+
+def storable(value: Any, path: str = "", depth: int = 0) -> Any:
+    """Return ``value`` unchanged, or raise ValueError naming the first part no database
+    can store (a NUL, a lone surrogate, NaN or infinity, or nesting deeper than 64)."""
+    where = f"{path}: " if path else ""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where}nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where}strings must not contain the NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}strings must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where}numbers must be finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key, path or "$", depth + 1)
+            storable(item, f"{path or '$'}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            storable(item, f"{path or '$'}[{index}]", depth + 1)
+    return value
+
+
+NO_NUL = r"^[^\x00]*$"  # documents in OpenAPI what storable() enforces
+Text = Annotated[str, Field(pattern=NO_NUL), AfterValidator(storable)]
+Document = Annotated[dict[str, Any], AfterValidator(storable)]
+AnyDocument = Annotated[Any, AfterValidator(storable)]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+class TaskCreate(BaseModel):
+    """Create a task from the template ``namespace/name`` (highest version unless given)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: Text = Field("default", min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
+    version: Text | None = Field(None, min_length=1, max_length=100)
+    context: Document = Field(description="The task context, checked against context_schema.")
+    idempotency_key: Text | None = Field(None, min_length=1, max_length=255)
+    initiator: Text | None = Field(None, max_length=255)
+    source_system: Text | None = Field(None, max_length=255)
+    reason: Text | None = Field(None, max_length=2000)
+    tags: list[Text] = Field(default_factory=list, max_length=100)
+
+
+class ActionRequest(BaseModel):
+    """Optional body of cancel and retry: why (recorded in the transition history)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text | None = Field(None, max_length=2000)
+
+
+class ResolveRequest(BaseModel):
+    """Declare a step done by hand; ``results`` become its results for dependent steps."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(min_length=1, max_length=2000)
+    results: AnyDocument = None
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+
+class StepOut(BaseModel):
+    id: int
+    name: str
+    status: Status
+    depends_on: list[str]
+    attempts: int
+    max_attempts: int
+    retryable: bool
+    results: Any = None
+    error: dict[str, Any] | None = None
+    next_retry_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+class TaskSummary(BaseModel):
+    id: int
+    namespace: str
+    name: str
+    version: str
+    status: Status
+    context: dict[str, Any]
+    idempotency_key: str | None = None
+    initiator: str | None = None
+    source_system: str | None = None
+    reason: str | None = None
+    tags: list[str]
+    created_at: datetime
+    completed_at: datetime | None = None
+
+
+class TaskOut(TaskSummary):
+    steps: list[StepOut]
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+class TransitionOut(BaseModel):
+    id: int
+    entity: Literal["task", "step"]
+    step_id: int | None = None
+    step_name: str | None = None
+    from_state: Status | None = None
+    to_state: Status
+    reason: str | None = None
+    metadata: dict[str, Any] | None = None
+    actor: str | None = None
+    sort_key: int
+    created_at: datetime
+
+
+class ReadinessOut(BaseModel):
+    workflow_step_id: int
+    task_id: int
+    name: str
+    current_state: Status
+    dependencies_satisfied: bool
+    retry_eligible: bool
+    ready_for_execution: bool
+    total_parents: int
+    completed_parents: int
+    attempts: int
+    max_attempts: int
+    next_retry_at: datetime | None = None
+    last_attempted_at: datetime | None = None
+    blocking_reason: BlockingReason | None = None
+
+
+class ExecutionContextOut(BaseModel):
+    task_id: int
+    status: Status
+    total_steps: int
+    pending_steps: int
+    in_progress_steps: int
+    completed_steps: int
+    failed_steps: int
+    ready_steps: int
+    execution_status: ExecutionStatus
+    recommended_action: RecommendedAction
+    completion_percentage: float
+    health_status: HealthStatus
+
+
+class DagStep(BaseModel):
+    id: int
+    name: str
+    status: Status
+    depends_on: list[str]
+    level: int
+
+
+class DagEdge(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_step: str = Field(alias="from")
+    to_step: str = Field(alias="to")
+
+
+class TaskDag(BaseModel):
+    task_id: int
+    steps: list[DagStep]
+    edges: list[DagEdge]
+    levels: list[list[str]] = Field(description="Step names by dependency level, roots first.")
+
+
+# -- templates ---------------------------------------------------------------------------
+
+
+class TemplateSummary(BaseModel):
+    namespace: str
+    name: str
+    version: str
+    description: str | None = None
+    steps: int
+
+
+class BackoffOut(BaseModel):
+    base_seconds: float
+    max_seconds: float
+    jitter: float
+
+
+class TemplateStep(BaseModel):
+    name: str
+    handler: str
+    depends_on: list[str]
+    description: str | None = None
+    config: dict[str, Any]
+    max_attempts: int
+    retryable: bool
+    timeout_seconds: float | None = None
+    backoff: BackoffOut
+    level: int
+
+
+class TemplateDagOut(BaseModel):
+    edges: list[DagEdge]
+    levels: list[list[str]]
+    topological_order: list[str]
+
+
+class TemplateDetail(BaseModel):
+    namespace: str
+    name: str
+    version: str
+    versions: list[str]
+    description: str | None = None
+    context_schema: dict[str, Any] | None = None
+    steps: list[TemplateStep]
+    dag: TemplateDagOut
+
+
+# -- health, metrics, analytics ----------------------------------------------------------
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready"]
+    database: str
+    schema_version: int
+
+
+class HealthCounts(BaseModel):
+    total_tasks: int
+    pending_tasks: int
+    in_progress_tasks: int
+    complete_tasks: int
+    error_tasks: int
+    cancelled_tasks: int
+    resolved_manually_tasks: int
+    total_steps: int
+    pending_steps: int
+    in_progress_steps: int
+    complete_steps: int
+    error_steps: int
+    retrying_steps: int
+    exhausted_steps: int
+    claimable_steps: int
+    expired_leases: int
+    active_workers: int
+
+
+class WorkerOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    namespaces: list[str]
+    concurrency: int
+    started_at: datetime
+    last_heartbeat_at: datetime
+    stopped_at: datetime | None = None
+    held_steps: int
+    state: Literal["active", "stale", "stopped"] = Field(
+        description="stale: no heartbeat for three lease periods."
+    )
+
+
+class StatusOut(BaseModel):
+    status: Literal["healthy", "degraded"] = Field(
+        description="degraded when a lease has expired or a running worker is stale."
+    )
+    database: str
+    checked_at: datetime
+    counts: HealthCounts
+    workers: list[WorkerOut]
+
+
+class PerformanceOut(BaseModel):
+    analysis_period_start: datetime
+    calculated_at: datetime
+    active_tasks_count: int
+    total_namespaces_count: int
+    unique_task_types_count: int
+    tasks_created: int
+    tasks_completed: int
+    tasks_failed: int
+    steps_completed: int
+    steps_failed: int
+    completion_rate: float
+    error_rate: float
+    avg_task_duration_seconds: float
+    avg_step_duration_seconds: float
+    task_throughput_per_minute: float
+    step_throughput_per_minute: float
+
+
+class SlowStepOut(BaseModel):
+    workflow_step_id: int
+    task_id: int
+    namespace: str
+    task_name: str
+    version: str
+    step_name: str
+    status: Status
+    attempts: int
+    duration_seconds: float
+    completed_at: datetime
+
+
+class SlowTaskOut(BaseModel):
+    task_id: int
+    namespace: str
+    name: str
+    version: str
+    status: Status
+    total_steps: int
+    duration_seconds: float
+    created_at: datetime
+    completed_at: datetime
+
+
+class BottlenecksOut(BaseModel):
+    since: datetime
+    slowest_steps: list[SlowStepOut]
+    slowest_tasks: list[SlowTaskOut]

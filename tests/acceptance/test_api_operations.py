@@ -1,0 +1,206 @@
+"""The REST API's operational side as a real uvicorn subprocess (authentication off), on
+both backends: templates, health probes, Prometheus metrics, analytics, and the answers
+when the database is not migrated or goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from api_support import (
+    BACKENDS,
+    ApiServer,
+    assert_error,
+    create_task,
+    drop_database,
+    module_database,
+    running_server,
+)
+
+from tasker.store.database import Json
+from tasker.store.queries import load_migrations
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
+    root = tmp_path_factory.mktemp(f"ops-{request.param}")
+    with module_database(request, request.param, root) as url, running_server(url, root) as server:
+        yield server
+
+
+@pytest.fixture
+def client(api: ApiServer) -> Iterator[httpx.Client]:
+    with api.client() as client:
+        yield client
+
+
+# -- templates ----------------------------------------------------------------------------
+
+
+def test_templates_list_and_show_with_dag(client: httpx.Client) -> None:
+    listed = client.get("/v1/templates").json()
+    keys = {(t["namespace"], t["name"], t["version"]) for t in listed}
+    assert {("apitest", "order", "1.0.0"), ("apitest", "order", "2.0.0")} <= keys
+    assert {t["namespace"] for t in client.get("/v1/templates?namespace=apipaged").json()} == {
+        "apipaged"
+    }
+
+    shown = client.get("/v1/templates/apitest/gated").json()
+    assert shown["version"] == "1.0.0" and shown["versions"] == ["1.0.0"]
+    assert shown["dag"]["levels"] == [["prepare"], ["charge", "notify"], ["ship"]]
+    assert shown["dag"]["topological_order"][0] == "prepare"
+    steps = {s["name"]: s for s in shown["steps"]}
+    assert steps["charge"]["max_attempts"] == 1 and steps["ship"]["level"] == 2
+
+    order = client.get("/v1/templates/apitest/order").json()
+    assert order["version"] == "2.0.0" and order["versions"] == ["1.0.0", "2.0.0"]
+    assert order["context_schema"]["required"] == ["order_id"]
+    old = client.get("/v1/templates/apitest/order", params={"version": "1.0.0"}).json()
+    assert old["description"] == "Validate, charge, ship"
+
+    assert_error(client.get("/v1/templates/apitest/nope"), 404, "template_not_found")
+    assert_error(
+        client.get("/v1/templates/apitest/order", params={"version": "3"}),
+        404,
+        "template_not_found",
+    )
+
+
+# -- health and metrics -------------------------------------------------------------------
+
+
+def test_health_live_ready_and_status(api: ApiServer, client: httpx.Client) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready").json()
+    latest = max(v for v, _, _ in load_migrations("sqlite"))
+    assert ready["status"] == "ready" and ready["schema_version"] == latest
+    assert ready["database"] == ("sqlite" if api.db_url.startswith("sqlite") else "postgres")
+
+    # One worker that stopped heartbeating long ago, one alive now.
+    with api.tasker() as tasker:
+        now = tasker.now()
+        for worker_id, beat in (("w-stale", now - timedelta(hours=1)), ("w-live", now)):
+            tasker.write(
+                lambda c, w=worker_id, t=beat: c.execute(
+                    "register_worker",
+                    id=w,
+                    hostname="host",
+                    pid=1,
+                    namespaces=Json(["apitest"]),
+                    concurrency=2,
+                    now=t,
+                )
+            )
+    status = client.get("/health/status").json()
+    assert status["status"] == "degraded"
+    assert status["counts"]["total_tasks"] >= 0 and "claimable_steps" in status["counts"]
+    workers = {w["id"]: w for w in status["workers"]}
+    assert workers["w-stale"]["state"] == "stale"
+    assert workers["w-live"]["state"] == "active"
+    assert workers["w-live"]["namespaces"] == ["apitest"]
+    with api.tasker() as tasker:
+        tasker.write(lambda c: c.execute("stop_worker", id="w-stale", now=tasker.now()))
+    workers = {w["id"]: w for w in client.get("/health/status").json()["workers"]}
+    assert workers["w-stale"]["state"] == "stopped"
+
+
+def test_metrics_are_prometheus_text_from_the_health_counts(client: httpx.Client) -> None:
+    before = _gauge(client, 'tasker_tasks{status="pending"}')
+    create_task(client)
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "# TYPE tasker_tasks gauge" in response.text
+    assert _gauge(client, 'tasker_tasks{status="pending"}') == before + 1
+    for name in ("tasker_steps_claimable", "tasker_expired_leases", "tasker_active_workers"):
+        assert f"\n{name} " in response.text
+
+
+def _gauge(client: httpx.Client, series: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {series}")
+
+
+# -- analytics ----------------------------------------------------------------------------
+
+
+def test_analytics_performance_and_bottlenecks(api: ApiServer, client: httpx.Client) -> None:
+    tid = create_task(client)["id"]
+    assert api.run(tid) == "complete"
+    performance = client.get("/v1/analytics/performance").json()
+    assert performance["tasks_created"] >= 1 and performance["tasks_completed"] >= 1
+    start = datetime.fromisoformat(performance["analysis_period_start"])
+    end = datetime.fromisoformat(performance["calculated_at"])
+    assert timedelta(hours=23) < end - start <= timedelta(hours=24, seconds=1)
+
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    later = client.get("/v1/analytics/performance", params={"since": future}).json()
+    assert later["tasks_created"] == 0
+    ancient = client.get("/v1/analytics/performance", params={"since": "0001-01-01T00:00:00+05:00"})
+    assert ancient.status_code == 200
+    for bad in ("yesterday", "1700000000", "0.5", "2026-13-01T00:00:00Z"):
+        response = client.get("/v1/analytics/performance", params={"since": bad})
+        assert_error(response, 422, "invalid_request")
+
+    bottlenecks = client.get("/v1/analytics/bottlenecks", params={"limit": 100}).json()
+    assert tid in {t["task_id"] for t in bottlenecks["slowest_tasks"]}
+    assert tid in {s["task_id"] for s in bottlenecks["slowest_steps"]}
+    durations = [s["duration_seconds"] for s in bottlenecks["slowest_steps"]]
+    assert durations == sorted(durations, reverse=True)
+    one = client.get("/v1/analytics/bottlenecks", params={"limit": 1}).json()
+    assert len(one["slowest_steps"]) == 1
+    assert_error(client.get("/v1/analytics/bottlenecks?limit=0"), 422, "invalid_request")
+
+
+# -- the database not being there ---------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/empty.db"
+    url: str = request.getfixturevalue("empty_postgres_url")
+    return url
+
+
+def test_unmigrated_database_is_503_but_the_process_is_live(
+    unmigrated_url: str, tmp_path: Path
+) -> None:
+    with running_server(unmigrated_url, tmp_path) as server, server.client() as client:
+        assert client.get("/health/live").status_code == 200
+        error = assert_error(client.get("/health/ready"), 503, "schema_not_ready")
+        assert "0001_initial" in error["details"]["pending"]
+        assert_error(client.get("/v1/tasks"), 503, "schema_not_ready")
+        assert_error(client.get("/v1/tasks/1"), 503, "schema_not_ready")
+        response = client.post(
+            "/v1/tasks",
+            json={"namespace": "apitest", "name": "order", "context": {"order_id": 1}},
+        )
+        assert_error(response, 503, "schema_not_ready")
+
+
+@pytest.mark.postgres
+def test_database_going_away_is_503(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    with (
+        module_database(request, "postgres", tmp_path) as url,
+        running_server(url, tmp_path) as server,
+        server.client() as client,
+    ):
+        assert client.get("/v1/tasks").status_code == 200
+        drop_database(url)
+        first = client.get("/v1/tasks")
+        assert first.status_code == 503, first.text
+        assert first.json()["error"]["code"] in ("database_unavailable", "schema_not_ready")
+        assert_error(client.get("/v1/tasks"), 503, "database_unavailable")
+        assert client.get("/health/ready").status_code == 503
+        assert client.get("/health/live").status_code == 200
