@@ -32,6 +32,7 @@ class StepContext:
     config: Mapping[str, Any]
     namespace: str = "default"
     task_name: str = ""
+    timeout_seconds: float | None = None  # this attempt's limit, for clients' own timeouts
     published: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tasker.engine.finalization import finalize_tasks
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
+from tasker.engine.views import iso
 from tasker.retry import Backoff, next_retry_at, should_retry
 from tasker.store.database import Connection, Json, Row
 
@@ -315,7 +316,7 @@ def _finish_row(
         retry_at = next_retry_at(now, backoff, step["attempts"], outcome.retry_after, rand)
     payload["error_class"] = outcome.error.get("class")
     payload["error_message"] = outcome.error.get("message")
-    payload["next_retry_at"] = retry_at.isoformat() if retry_at else None
+    payload["next_retry_at"] = iso(retry_at)
     return (
         {
             "id": step["id"],

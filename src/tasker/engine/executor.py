@@ -46,6 +46,7 @@ def step_context(claimed: ClaimedStep) -> StepContext:
         config=claimed.config,
         namespace=claimed.namespace,
         task_name=claimed.task_name,
+        timeout_seconds=claimed.timeout_seconds,
     )
 
 

@@ -73,13 +73,27 @@ class HistoryWriter:
         self.events.clear()
 
 
+# Payload keys worth keeping in the history row itself (the rest live in the event).
+METADATA_KEYS = (
+    "attempt",
+    "worker_id",
+    "error_class",
+    "error_message",
+    "next_retry_at",
+    "discarded",
+)
+
+
 def _transition_row(change: Change) -> dict[str, Any]:
+    metadata = change.metadata or {
+        key: change.payload[key] for key in METADATA_KEYS if change.payload.get(key) is not None
+    }
     row: dict[str, Any] = {
         "task_id": change.task_id,
         "from_state": change.from_state,
         "to_state": change.to_state,
         "reason": change.reason,
-        "metadata": change.metadata,
+        "metadata": metadata,
         "actor": change.actor,
         "sort_key": change.sort_key,
     }

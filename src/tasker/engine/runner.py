@@ -30,7 +30,8 @@ def run_until_final(
 ) -> str:
     """Run ``task_id``'s steps here until the task is final; returns its status."""
     started = time.monotonic()
-    with ThreadPoolExecutor(concurrency, thread_name_prefix="tasker-step") as threads:
+    threads = ThreadPoolExecutor(concurrency, thread_name_prefix="tasker-step")
+    try:
         while True:
             claimed = tasker.claim(worker_id, concurrency, task_id=task_id)
             if claimed:
@@ -45,6 +46,9 @@ def run_until_final(
             if max_wait_seconds is not None and time.monotonic() - started > max_wait_seconds:
                 return status
             _wait_for_next(tasker, task_id)
+    finally:
+        # A sync handler abandoned at its timeout may still be running: do not wait for it.
+        threads.shutdown(wait=False, cancel_futures=True)
 
 
 async def _run_all(claimed: list, tasker: Tasker, threads: ThreadPoolExecutor) -> list:  # type: ignore[type-arg]

@@ -1,0 +1,35 @@
+"""Handlers of ``examples/data_pipeline``: one handler serves the four transforms,
+told apart by their ``config["dataset"]``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasker.engine.context import StepContext
+from tasker.examples import simulate_work
+
+DATASET_SHARE = {"orders": 0.4, "customers": 0.1, "products": 0.05, "inventory": 0.45}
+
+
+def extract(step: StepContext) -> dict[str, Any]:
+    """Split the source's rows into the four data sets."""
+    simulate_work(step)
+    rows = int(step.context["rows"])
+    counts = {name: round(rows * share) for name, share in DATASET_SHARE.items()}
+    return {"source": step.context["source"], "counts": counts}
+
+
+def transform(step: StepContext) -> dict[str, Any]:
+    """Clean one data set: here, drop one row in fifty as invalid."""
+    simulate_work(step)
+    dataset = step.config["dataset"]
+    rows = step.results["extract"]["counts"][dataset]
+    rejected = rows // 50
+    return {"dataset": dataset, "rows": rows - rejected, "rejected": rejected}
+
+
+def load(step: StepContext) -> dict[str, Any]:
+    """Write every transformed data set; the results of all four parents are here."""
+    simulate_work(step)
+    parts = {r["dataset"]: r["rows"] for r in step.results.values()}
+    return {"loaded_rows": sum(parts.values()), "tables": dict(sorted(parts.items()))}
