@@ -74,14 +74,17 @@ class IdempotencyConflict(TaskerError):
 
 
 class InvalidTransition(TaskerError):
-    def __init__(self, entity: str, entity_id: int | None, from_state: str, to_state: str):
+    """The state machine forbids the change. ``entity`` names it as a user would
+    (``task 5``, ``step 'charge' of task 5``); ``message`` may explain the rule instead."""
+
+    def __init__(self, entity: str, from_state: str, to_state: str, message: str | None = None):
         self.entity = entity
-        self.entity_id = entity_id
         # States may arrive as StrEnum members; keep and show their plain values.
         self.from_state = str(from_state)
         self.to_state = str(to_state)
-        ident = f" {entity_id}" if entity_id is not None else ""
-        super().__init__(f"{entity}{ident} cannot go from {self.from_state!r} to {self.to_state!r}")
+        super().__init__(
+            message or f"{entity} cannot go from {self.from_state!r} to {self.to_state!r}"
+        )
 
 
 class StaleClaim(TaskerError):

@@ -103,12 +103,7 @@ def _details(exc: TaskerError) -> Any:
     if isinstance(exc, IdempotencyConflict):
         return {"idempotency_key": exc.key, "task_id": exc.task_id}
     if isinstance(exc, InvalidTransition):
-        return {
-            "entity": exc.entity,
-            "entity_id": exc.entity_id,
-            "from_state": str(exc.from_state),
-            "to_state": str(exc.to_state),
-        }
+        return {"entity": exc.entity, "from_state": exc.from_state, "to_state": exc.to_state}
     return None
 
 
@@ -131,13 +126,6 @@ async def _on_tasker_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _message(exc: TaskerError) -> str:
-    if isinstance(exc, InvalidTransition):
-        # Built here from plain strings: the engine may pass State members, whose repr
-        # would leak into the message as <State.CANCELLED: 'cancelled'>.
-        ident = f" {exc.entity_id}" if exc.entity_id is not None else ""
-        return (
-            f"{exc.entity}{ident} cannot go from {str(exc.from_state)!r} to {str(exc.to_state)!r}"
-        )
     return str(exc)
 
 

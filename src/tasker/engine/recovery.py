@@ -32,11 +32,26 @@ def _lock_step(conn: Connection, task_id: int, step_name: str) -> Row:
     return rows[0]
 
 
+def _step_label(task_id: int, step_name: str) -> str:
+    return f"step {step_name!r} of task {task_id}"
+
+
+def _check_task_open(task: Row) -> None:
+    """A step of a finished task cannot be reopened."""
+    if task["status"] in ("complete", "cancelled", "resolved_manually"):
+        raise InvalidTransition(
+            f"task {task['id']}",
+            task["status"],
+            "in_progress",
+            f"task {task['id']} is {task['status']!r}: its steps can no longer change",
+        )
+
+
 def _check_task(task: Row, target: State) -> bool:
     """False for a no-op (already there); raises when the table forbids the change."""
     current = State(task["status"])
     if not can_transition(TASK_TRANSITIONS, current, target):
-        raise InvalidTransition("task", task["id"], current, target)
+        raise InvalidTransition(f"task {task['id']}", current, target)
     return current != target
 
 
@@ -107,7 +122,12 @@ def retry_task(
     """Re-open every failed step of a failed task (attempts reset); the task runs again."""
     task = _lock_task(conn, task_id)
     if task["status"] != "error":
-        raise InvalidTransition("task", task_id, task["status"], "in_progress")
+        raise InvalidTransition(
+            f"task {task_id}",
+            task["status"],
+            "in_progress",
+            f"task {task_id} is {task['status']!r}: only a failed task can be retried",
+        )
     steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
     failed = [(s, State.PENDING) for s in steps if s["status"] == "error"]
     history = HistoryWriter()
@@ -131,9 +151,14 @@ def retry_step(
     task = _lock_task(conn, task_id)
     step = _lock_step(conn, task_id, step_name)
     if step["status"] != "error":
-        raise InvalidTransition("step", step["id"], step["status"], "pending")
-    if task["status"] in ("complete", "cancelled", "resolved_manually"):
-        raise InvalidTransition("task", task_id, task["status"], "in_progress")
+        raise InvalidTransition(
+            _step_label(task_id, step_name),
+            step["status"],
+            "pending",
+            f"{_step_label(task_id, step_name)} is {step['status']!r}: "
+            "only a failed step can be retried",
+        )
+    _check_task_open(task)
     history = HistoryWriter()
     _set_steps(conn, history, [(step, State.PENDING)], now, actor=actor, reason=reason)
     if task["status"] == "error":
@@ -162,9 +187,8 @@ def resolve_step(
     if current == State.RESOLVED_MANUALLY:
         return
     if not can_transition(STEP_TRANSITIONS, current, State.RESOLVED_MANUALLY):
-        raise InvalidTransition("step", step["id"], current, State.RESOLVED_MANUALLY)
-    if task["status"] in ("complete", "cancelled", "resolved_manually"):
-        raise InvalidTransition("task", task_id, task["status"], "in_progress")
+        raise InvalidTransition(_step_label(task_id, step_name), current, State.RESOLVED_MANUALLY)
+    _check_task_open(task)
     history = HistoryWriter()
     _set_steps(
         conn,

@@ -127,7 +127,10 @@ class PostgresDatabase:
             timeout=connect_timeout_seconds,
             open=False,
         )
+        # One direct attempt first: a refused or misnamed server fails at once with the
+        # driver's own reason, instead of the pool retrying until its timeout.
         with translate_errors("connect"):
+            psycopg.connect(url, connect_timeout=max(int(connect_timeout_seconds), 1)).close()
             self._pool.open(wait=True, timeout=connect_timeout_seconds)
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()

@@ -1,0 +1,244 @@
+"""What every command shares: settings from the environment and the global options,
+opening Tasker, the actor name, JSON input and output, and turning errors into exit codes.
+
+Exit codes (DESIGN.md, "CLI"): 0 success, 1 the task ended in ``error``/``cancelled``,
+2 bad input or usage, 3 cannot reach the database.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from tasker.app import Tasker
+from tasker.config import Settings
+from tasker.definitions import TemplateRegistry
+from tasker.exceptions import (
+    DatabaseUnavailable,
+    SchemaNotReady,
+    TaskerError,
+    ValidationError,
+)
+from tasker.store.database import Database, open_database
+
+EXIT_OK = 0
+EXIT_TASK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+
+# Final task states, and which of them count as success for the exit code.
+FINAL_STATES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
+SUCCESS_STATES = frozenset({"complete", "resolved_manually"})
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The root command's options; None means "take the environment's"."""
+
+    database_url: str | None = None
+    templates: tuple[str, ...] | None = None
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    options = ctx.find_root().obj
+    return options if isinstance(options, GlobalOptions) else GlobalOptions()
+
+
+def split_template_paths(values: list[str] | None) -> tuple[str, ...] | None:
+    """``--templates`` may be repeated and each value may hold ``os.pathsep``-separated paths."""
+    if not values:
+        return None
+    return tuple(part for value in values for part in value.split(os.pathsep) if part)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    options = global_options(ctx)
+    return Settings.from_env(database_url=options.database_url, templates=options.templates)
+
+
+def open_db(ctx: typer.Context, *, create: bool = False) -> Database:
+    """Open the configured database. Unless ``create``, a SQLite file that does not exist
+    is not created: the schema is made only by ``tasker db upgrade`` (and ``tasker demo``)."""
+    url = settings(ctx).database_url
+    if not create:
+        require_sqlite_file(url)
+    return open_database(url)
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names when that file does not exist yet."""
+    if not url.startswith("sqlite:"):
+        return None
+    from tasker.store.sqlite import path_from_url
+
+    path = path_from_url(url)
+    return path if path != ":memory:" and not Path(path).exists() else None
+
+
+def require_sqlite_file(url: str) -> None:
+    if path := missing_sqlite_file(url):
+        raise SchemaNotReady(
+            f"there is no database at {path}: run `tasker db upgrade` to create it"
+        )
+
+
+def open_tasker(ctx: typer.Context, *, with_templates: bool = False) -> Tasker:
+    """A Tasker on the configured, fully migrated database.
+
+    Templates are loaded only when the command needs them, so a broken template file
+    does not stop ``task list`` or ``task show``. Raises SchemaNotReady when migrations
+    are pending; nothing is ever created here.
+    """
+    from tasker.store.migrations import ensure_current
+
+    current = settings(ctx)
+    registry = (
+        TemplateRegistry.from_paths(current.templates) if with_templates else TemplateRegistry()
+    )
+    database = open_db(ctx)
+    try:
+        ensure_current(database)
+    except BaseException:
+        database.close()
+        raise
+    return Tasker(database, registry, settings=current)
+
+
+def actor() -> str:
+    """Who is acting, for the transition history: ``cli:<os user>``."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment nor the password database
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"cli:{user}"
+
+
+def parse_json_option(value: str | None, option: str) -> Any:
+    """The JSON document an option holds; a ValidationError (exit 2) when it is not JSON."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{option} is not valid JSON: {exc}") from None
+
+
+def parse_context(value: str) -> dict[str, Any]:
+    context = parse_json_option(value, "--context")
+    if not isinstance(context, dict):
+        raise ValidationError(
+            "--context must be a JSON object",
+            errors=[f"$: expected an object, got {type(context).__name__}"],
+        )
+    return context
+
+
+def print_json(value: Any) -> None:
+    """One JSON document on stdout (indented: it is still one document for any parser)."""
+    sys.stdout.write(json.dumps(value, indent=2) + "\n")
+
+
+def print_json_line(value: Any) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+
+
+def stdout_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def info(message: str) -> None:
+    """A note for the human, on stderr so that stdout stays parseable."""
+    typer.echo(message, err=True)
+
+
+def one_line(text: str) -> str:
+    return "; ".join(line.strip() for line in text.strip().splitlines() if line.strip())
+
+
+class ConnectionFailures(logging.Handler):
+    """Keeps the last failure psycopg's pool logs while connecting (instead of letting
+    it print several lines): the pool's own error only says it timed out, not why."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.last = record.getMessage()
+
+    @contextmanager
+    def installed(self) -> Iterator[ConnectionFailures]:
+        pool_log = logging.getLogger("psycopg.pool")
+        propagate = pool_log.propagate
+        pool_log.addHandler(self)
+        pool_log.propagate = False  # `tasker worker` logs them itself (see worker.py)
+        try:
+            yield self
+        finally:
+            pool_log.removeHandler(self)
+            pool_log.propagate = propagate
+
+
+def report_error(exc: TaskerError, connection_failure: str | None = None) -> int:
+    """Print ``exc`` as ``error: …`` on stderr and return the exit code it calls for."""
+    if isinstance(exc, DatabaseUnavailable):
+        message = one_line(str(exc))
+        if connection_failure:
+            message += f" (last attempt: {one_line(connection_failure)})"
+        typer.echo(f"error: cannot reach the database: {message}", err=True)
+        return EXIT_UNAVAILABLE
+    typer.echo(f"error: {one_line(str(exc))}", err=True)
+    if isinstance(exc, ValidationError):
+        for problem in exc.errors:
+            typer.echo(f"  - {one_line(problem)}", err=True)
+    return EXIT_USAGE
+
+
+def exit_code_for(status: str) -> int:
+    return EXIT_OK if status in SUCCESS_STATES else EXIT_TASK_FAILED
+
+
+_DURATION_UNITS_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str, option: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` as a timedelta; bad input exits 2."""
+    text = value.strip().lower()
+    unit = text[-1:] if text[-1:] in _DURATION_UNITS_SECONDS else ""
+    number = text[:-1] if unit else text
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if not unit or amount < 0:
+        raise typer.BadParameter(
+            f"{value!r} is not a duration such as 30d, 12h, 90m or 45s", param_hint=option
+        )
+    return timedelta(seconds=amount * _DURATION_UNITS_SECONDS[unit])
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """An ISO 8601 date or time; a date means its midnight UTC, a time without zone is UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not an ISO 8601 date or time such as 2026-01-31", param_hint=option
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

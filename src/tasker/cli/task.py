@@ -1,0 +1,255 @@
+"""``tasker task``: create, list, show, cancel and retry tasks."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from tasker.app import Tasker
+from tasker.cli import common
+from tasker.cli.progress import TaskProgress, print_summary, progress_console
+from tasker.cli.render import dag_tree, error_summary, state_text, table, when
+from tasker.engine.creation import TaskRequest
+from tasker.exceptions import ValidationError
+from tasker.states import State
+
+app = typer.Typer(name="task", help="Create, inspect and recover tasks.", no_args_is_help=True)
+
+WAIT_POLL_SECONDS = 0.25  # one cheap read per poll; short enough to feel immediate
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the contract's JSON.")]
+ReasonOption = Annotated[str | None, typer.Option(help="Why; stored in the transition history.")]
+
+
+@app.command("create")
+def create_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    context: Annotated[str, typer.Option(help="The task context, a JSON object.")] = "{}",
+    namespace: Annotated[str, typer.Option(help="Template namespace.")] = "default",
+    version: Annotated[
+        str | None, typer.Option(help="Template version (default: the highest).")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="The same key and request return the existing task."),
+    ] = None,
+    initiator: Annotated[str | None, typer.Option(help="Who asked for the task.")] = None,
+    source_system: Annotated[
+        str | None, typer.Option(help="Which system asked for the task.")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why the task was created.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait until the task is final (needs a running `tasker worker`)."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a task and print its id. Exit 2 on an invalid context or an idempotency
+    conflict; with --wait, exit 0 when the task completes and 1 when it fails."""
+    request = TaskRequest(
+        name=name,
+        context=common.parse_context(context),
+        namespace=namespace,
+        version=version,
+        idempotency_key=idempotency_key,
+        initiator=initiator,
+        source_system=source_system,
+        reason=reason,
+        tags=tuple(tag or ()),
+    )
+    with common.open_tasker(ctx, with_templates=True) as tasker:
+        tasker.register_templates()  # so workers and other processes can see them
+        task_id, created = tasker.create_task(request, actor=common.actor())
+        if not created:
+            common.info(f"task {task_id} already exists for idempotency key {idempotency_key!r}")
+        if not wait:
+            if as_json:
+                common.print_json(tasker.get_task(task_id))
+            else:
+                typer.echo(task_id)
+            return
+        task = wait_for_final(tasker, task_id, json_output=as_json)
+    if as_json:
+        common.print_json(task)
+    raise typer.Exit(common.exit_code_for(task["status"]))
+
+
+def wait_for_final(tasker: Tasker, task_id: int, *, json_output: bool) -> dict[str, Any]:
+    """Poll until the task is final, showing progress; returns the final task JSON."""
+    console, live = progress_console(json_output)
+    started = time.monotonic()
+    with TaskProgress(console, live=live) as progress:
+        while True:
+            task = tasker.get_task(task_id)
+            progress.update(task)
+            if task["status"] in common.FINAL_STATES:
+                break
+            time.sleep(WAIT_POLL_SECONDS)
+    if not json_output:
+        print_summary(common.stdout_console(), task, time.monotonic() - started)
+    return task
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only tasks in this state.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Only this namespace.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only tasks of this template.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
+    before_id: Annotated[
+        int | None, typer.Option(help="Only tasks with a smaller id (the next page).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of tasks (without steps).")
+    ] = False,
+) -> None:
+    """List tasks, newest first."""
+    if status is not None and status not in set(State):
+        raise ValidationError(
+            f"unknown status {status!r}; one of: {', '.join(s.value for s in State)}"
+        )
+    with common.open_tasker(ctx) as tasker:
+        tasks = tasker.list_tasks(
+            status=status, namespace=namespace, name=name, limit=limit, before_id=before_id
+        )
+    if as_json:
+        common.print_json(tasks)
+        return
+    grid = table("id", "namespace", "name", "version", "status", "created", "completed")
+    for t in tasks:
+        grid.add_row(
+            str(t["id"]),
+            t["namespace"],
+            t["name"],
+            t["version"],
+            state_text(t["status"]),
+            when(t["created_at"]),
+            when(t["completed_at"]),
+        )
+    common.stdout_console().print(grid)
+    if len(tasks) == limit:
+        common.info(f"more may follow: --before-id {tasks[-1]['id']}")
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show a task: its DAG of steps with states, attempts, next retry, blocking reason
+    and errors, and its execution context."""
+    with common.open_tasker(ctx) as tasker:
+        task = tasker.get_task(task_id)
+        if as_json:
+            common.print_json(task)
+            return
+        readiness = {row.name: row for row in tasker.readiness(task_id)}
+        levels = tasker.dependency_levels(task_id)
+        execution = tasker.execution_context(task_id)
+    console = common.stdout_console()
+    console.print(
+        Text.assemble(
+            (f"task {task['id']} ", "bold"),
+            f"{task['namespace']}/{task['name']}@{task['version']}  ",
+            state_text(task["status"]),
+        )
+    )
+    console.print(f"created {when(task['created_at'])}  completed {when(task['completed_at'])}")
+    for key in ("idempotency_key", "initiator", "source_system", "reason"):
+        if task[key]:
+            console.print(f"{key}: {task[key]}", markup=False)
+    if task["tags"]:
+        console.print(f"tags: {', '.join(task['tags'])}", markup=False)
+    console.print(f"context: {json.dumps(task['context'])}", markup=False, highlight=False)
+    console.print(
+        f"execution: {execution.execution_status} · next: {execution.recommended_action}"
+        f" · health: {execution.health_status} · {execution.completion_percentage:g}% done"
+        f" ({execution.completed_steps}/{execution.total_steps} complete,"
+        f" {execution.failed_steps} failed, {execution.ready_steps} ready)",
+        markup=False,
+    )
+    steps = {step["name"]: step for step in task["steps"]}
+    step_levels = {step["name"]: levels.get(step["id"], 0) for step in task["steps"]}
+
+    def label(step_name: str) -> Text:
+        step = steps[step_name]
+        text = Text.assemble(
+            (step_name, "bold"),
+            "  ",
+            state_text(step["status"]),
+            f"  attempts {step['attempts']}/{step['max_attempts']}",
+        )
+        if step["next_retry_at"]:
+            text.append(f"  next retry {step['next_retry_at']}", style="yellow")
+        row = readiness.get(step_name)
+        if row is not None and row.blocking_reason and row.blocking_reason != "finished":
+            text.append(f"  blocked: {row.blocking_reason}", style="dim")
+        elif row is not None and row.ready_for_execution:
+            text.append("  ready", style="green")
+        if step["error"]:
+            text.append(f"  {error_summary(step['error'])}", style="red")
+        return text
+
+    console.print(
+        dag_tree(
+            Text("steps (L = dependency level)"),
+            list(steps),
+            {name: step["depends_on"] for name, step in steps.items()},
+            step_levels,
+            label,
+        ),
+        soft_wrap=False,  # wrap long labels, never crop
+    )
+
+
+@app.command("cancel")
+def cancel_command(
+    ctx: typer.Context,
+    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    reason: ReasonOption = None,
+) -> None:
+    """Cancel a task: its pending and failed steps are cancelled; running ones finish
+    but their results are discarded."""
+    with common.open_tasker(ctx) as tasker:
+        changed = tasker.cancel_task(task_id, actor=common.actor(), reason=reason)
+    typer.echo(f"task {task_id} cancelled" if changed else f"task {task_id} was already cancelled")
+
+
+@app.command("retry")
+def retry_command(
+    ctx: typer.Context,
+    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    reason: ReasonOption = None,
+) -> None:
+    """Re-open the failed steps of a failed task (attempts reset); workers run them again."""
+    with common.open_tasker(ctx) as tasker:
+        steps = tasker.retry_task(task_id, actor=common.actor(), reason=reason)
+    typer.echo(f"task {task_id} retrying: {', '.join(steps) if steps else 'no failed steps'}")
+
+
+@app.command("prune")
+def prune_command(
+    ctx: typer.Context,
+    finished_before: Annotated[
+        str,
+        typer.Option("--finished-before", help="Delete tasks finished before this date/time."),
+    ],
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Tasks deleted per transaction.")
+    ] = 200,
+) -> None:
+    """Delete finished tasks (with their steps, history and events) in small batches."""
+    cutoff = common.parse_time(finished_before, "--finished-before")
+    with common.open_tasker(ctx) as tasker:
+        deleted = tasker.prune_tasks(cutoff, batch_size=batch_size)
+    typer.echo(f"deleted {deleted} tasks finished before {cutoff.isoformat()}")
