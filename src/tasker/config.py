@@ -23,6 +23,8 @@ class Settings:
     log_format: ``text`` or ``json`` (``TASKER_LOG_FORMAT``, default ``text``).
     auth: whether the REST API demands bearer tokens (``TASKER_AUTH``, ``off``/``on``,
         default off).
+    subscribers: event subscribers workers deliver to, ``PATTERN=module:function``
+        (``TASKER_SUBSCRIBERS``, comma-separated, default none).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -30,6 +32,7 @@ class Settings:
     lease_seconds: float = 30.0
     log_format: str = "text"
     auth: bool = False
+    subscribers: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -48,6 +51,8 @@ class Settings:
                 ) from None
         if fmt := env.get("TASKER_LOG_FORMAT"):
             values["log_format"] = fmt
+        if subscribers := env.get("TASKER_SUBSCRIBERS"):
+            values["subscribers"] = tuple(s.strip() for s in subscribers.split(",") if s.strip())
         if auth := env.get("TASKER_AUTH"):
             values["auth"] = _parse_switch("TASKER_AUTH", auth)
         values.update({k: v for k, v in overrides.items() if v is not None})

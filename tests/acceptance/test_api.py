@@ -430,7 +430,7 @@ def test_action_errors(client: httpx.Client) -> None:
     tid = create_task(client)["id"]
     pending_retry = client.post(f"/v1/tasks/{tid}/retry")
     details = assert_error(pending_retry, 409, "invalid_transition")["details"]
-    assert details["entity"] == "task" and details["from_state"] == "pending"
+    assert details["entity"] == f"task {tid}" and details["from_state"] == "pending"
     no_reason = client.post(f"/v1/tasks/{tid}/steps/validate/resolve", json={})
     assert_error(no_reason, 422, "invalid_request")
     no_body = client.post(f"/v1/tasks/{tid}/steps/validate/resolve")

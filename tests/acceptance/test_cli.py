@@ -305,7 +305,10 @@ def test_retry_resolve_cancel(cli: Cli, tasker: Tasker) -> None:
     assert task["status"] == "in_progress"
     assert (task["steps"][0]["status"], task["steps"][0]["attempts"]) == ("pending", 0)
     again = cli("task", "retry", str(task_id))
-    assert again.code == 2 and f"task {task_id} cannot go from 'in_progress'" in again.err
+    assert (
+        again.code == 2
+        and f"task {task_id} is 'in_progress': only a failed task can be retried" in again.err
+    )
 
     # Resolving the step by hand lets its dependent run; then the task completes.
     cli.ok("step", "resolve", str(task_id), "charge", "--reason", "paid by phone",
@@ -322,7 +325,7 @@ def test_retry_resolve_cancel(cli: Cli, tasker: Tasker) -> None:
     assert manual and all(t["actor"] == ACTOR for t in manual)
     complete_retry = cli("task", "retry", str(task_id))
     assert complete_retry.code == 2
-    assert f"task {task_id} cannot go from 'complete' to 'in_progress'" in complete_retry.err
+    assert f"task {task_id} is 'complete': only a failed task can be retried" in complete_retry.err
 
     # A pending task is cancelled with all its steps.
     pending = create(tasker, "three_steps", "accept", order_id=1)

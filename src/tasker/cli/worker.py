@@ -4,59 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
 from tasker.cli import common
-
-LOG_TEXT_FORMAT = "%(asctime)s %(levelname)s [%(worker_id)s] %(name)s: %(message)s"
-
-
-class _WorkerIdFilter(logging.Filter):
-    def __init__(self, worker_id: str):
-        super().__init__()
-        self.worker_id = worker_id
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.worker_id = self.worker_id
-        return True
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, worker_id, message (and exception)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "worker_id": getattr(record, "worker_id", None),
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(log_format: str, worker_id: str) -> None:
-    handler = logging.StreamHandler()  # stderr
-    handler.addFilter(_WorkerIdFilter(worker_id))
-    handler.setFormatter(
-        JsonLogFormatter() if log_format == "json" else logging.Formatter(LOG_TEXT_FORMAT)
-    )
-    # psycopg: lost connections and reconnects, which a worker survives.
-    for name, level in (("tasker", logging.INFO), ("psycopg", logging.WARNING)):
-        logger = logging.getLogger(name)
-        logger.handlers = [handler]
-        logger.setLevel(level)
-        logger.propagate = False
-    logging.getLogger("psycopg.pool").propagate = True
+from tasker.events.bus import EventBus
+from tasker.observability.logging import configure_logging
 
 
 def worker_command(
@@ -76,6 +33,17 @@ def worker_command(
     grace_seconds: Annotated[
         float, typer.Option(min=0, help="On stop, how long running steps may finish.")
     ] = 30.0,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port.")
+    ] = None,
+    subscriber: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--subscriber",
+            help="Deliver events to a callable: 'PATTERN=module:function' (repeatable; "
+            "added to TASKER_SUBSCRIBERS).",
+        ),
+    ] = None,
 ) -> None:
     """Run a worker: claim ready steps of any task and run them."""
     from tasker.engine.worker import Worker, WorkerOptions
@@ -91,9 +59,11 @@ def worker_command(
                 burst=burst,
                 lease_seconds=lease_seconds,
                 grace_seconds=grace_seconds,
+                metrics_port=metrics_port,
             ),
+            bus=_bus([*tasker.settings.subscribers, *(subscriber or [])]),
         )
-        configure_logging(tasker.settings.log_format, worker.worker_id)
+        configure_logging(tasker.settings.log_format, worker_id=worker.worker_id)
         log = logging.getLogger("tasker.worker")
         log.info(
             "worker %s started: concurrency %d, namespaces %s%s",
@@ -115,6 +85,14 @@ def worker_command(
 
         asyncio.run(run())
         log.info("worker %s stopped: %d steps executed", worker.worker_id, worker.executed)
+
+
+def _bus(specs: list[str]) -> EventBus | None:
+    if not specs:
+        return None
+    bus = EventBus()
+    bus.subscribe_paths(specs)
+    return bus
 
 
 def _stopper(stop: Callable[[], None], log: logging.Logger, signum: int) -> Callable[[], None]:

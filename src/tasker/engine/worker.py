@@ -205,6 +205,20 @@ class Worker:
             outcome = await execute(step, self.tasker.registry.resolve_handler, self._handler_pool)
             self._outcomes.append(outcome)
             self.executed += 1
+            fields = {"task_id": step.task_id, "step": step.name, "attempt": step.attempt}
+            if outcome.error is not None:
+                log.warning(
+                    "step %s of task %s failed (attempt %d of %d): %s: %s",
+                    step.name,
+                    step.task_id,
+                    step.attempt,
+                    step.max_attempts,
+                    outcome.error["class"],
+                    outcome.error["message"],
+                    extra=fields,
+                )
+            else:
+                log.debug("step %s of task %s completed", step.name, step.task_id, extra=fields)
             assert self._flush_wanted is not None
             self._flush_wanted.set()
         finally:

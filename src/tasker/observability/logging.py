@@ -66,16 +66,35 @@ class TextFormatter(logging.Formatter):
         return f"{text} [{' '.join(extras)}]" if extras else text
 
 
+class _StaticFields(logging.Filter):
+    """Adds fields such as the worker id to every record that lacks them."""
+
+    def __init__(self, fields: Mapping[str, Any]):
+        super().__init__()
+        self.fields = dict(fields)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, value in self.fields.items():
+            if not hasattr(record, name):
+                setattr(record, name, value)
+        return True
+
+
 def configure_logging(
     fmt: str = "text",
     level: int = logging.INFO,
     secret_patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS,
+    **static_fields: Any,
 ) -> None:
-    """Send Tasker's logs to stderr as text or JSON lines (``TASKER_LOG_FORMAT``)."""
+    """Send Tasker's logs (and psycopg's warnings) to stderr as text or JSON lines
+    (``TASKER_LOG_FORMAT``); ``static_fields`` (e.g. ``worker_id``) go on every record."""
     masker = SecretMasker(secret_patterns)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(masker) if fmt == "json" else TextFormatter(masker))
-    root = logging.getLogger("tasker")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+    if static_fields:
+        handler.addFilter(_StaticFields(static_fields))
+    for name, logger_level in (("tasker", level), ("psycopg", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(logger_level)
+        logger.propagate = False

@@ -16,8 +16,10 @@ parent_counts AS (
     SELECT e.to_step_id AS step_id,
            count(*) AS total_parents,
            sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
+    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
+    -- free, the planner builds a Bloom filter over every edge in the table (history too).
     FROM step_edges e
-    JOIN task_steps p ON p.id = e.from_step_id
+    CROSS JOIN steps p ON p.id = e.from_step_id
     WHERE e.task_id = :task_id
     GROUP BY e.to_step_id
 ),
@@ -73,8 +75,10 @@ parent_counts AS (
     SELECT e.to_step_id AS step_id,
            count(*) AS total_parents,
            sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
+    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
+    -- free, the planner builds a Bloom filter over every edge in the table (history too).
     FROM step_edges e
-    JOIN task_steps p ON p.id = e.from_step_id
+    CROSS JOIN steps p ON p.id = e.from_step_id
     WHERE e.task_id IN (SELECT value FROM json_each(:task_ids))
     GROUP BY e.to_step_id
 ),
@@ -129,8 +133,10 @@ parent_counts AS (
     SELECT e.to_step_id AS step_id,
            count(*) AS total_parents,
            sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
+    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
+    -- free, the planner builds a Bloom filter over every edge in the table (history too).
     FROM step_edges e
-    JOIN task_steps p ON p.id = e.from_step_id
+    CROSS JOIN steps p ON p.id = e.from_step_id
     WHERE e.task_id = :task_id
     GROUP BY e.to_step_id
 ),
@@ -237,8 +243,10 @@ parent_counts AS (
     SELECT e.to_step_id AS step_id,
            count(*) AS total_parents,
            sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
+    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
+    -- free, the planner builds a Bloom filter over every edge in the table (history too).
     FROM step_edges e
-    JOIN task_steps p ON p.id = e.from_step_id
+    CROSS JOIN steps p ON p.id = e.from_step_id
     WHERE e.task_id IN (SELECT value FROM json_each(:task_ids))
     GROUP BY e.to_step_id
 ),

@@ -10,12 +10,22 @@
 --
 -- No new index: a task's steps are found through the (task_id, name) unique index, its
 -- edges through step_edges_task_idx, claimable steps through steps_claimable_idx, and
--- finished steps through steps_completed_at_idx (all from 0001). The readiness plan and
--- its timings with a million finished steps are in docs/performance.md.
+-- finished steps through steps_completed_at_idx (all from 0001). Plans and timings with a
+-- million finished steps are in docs/performance.md ("Readiness").
 
--- The shared core: readiness of every step of the given tasks (optionally only step_ids).
--- Parents' states are read from the same scan of the tasks' steps, so the cost is one
--- index range scan of steps and one of edges per task, whatever the history size.
+-- The shared core: readiness of every step of the given tasks (optionally only step_ids),
+-- unordered (the execution context only counts; the public functions sort by position).
+-- The cost is index range scans of the requested tasks' steps (twice: the steps and their
+-- parents) and edges, meeting in hash joins; history never enters.
+--
+-- Planner settings, measured (docs/performance.md, "Readiness"):
+-- * PL/pgSQL planned with the real ids on every call (force_custom_plan), so a single big
+--   task is estimated from its own statistics and never gets a plan made for 20 steps.
+-- * enable_seqscan off: given thousands of task ids, `task_id = ANY (ids)` expects the
+--   average task size for each and would scan all steps, history included (4x slower at
+--   5,000 tasks over a million finished steps); bitmap index scans follow the requested
+--   tasks instead. Estimates stay high rather than low, so the joins stay hash joins.
+-- * jit off: those estimates cross jit_above_cost, and compiling costs more than running.
 CREATE FUNCTION tasker.step_readiness_of(task_ids bigint[], step_ids bigint[], now timestamptz)
 RETURNS TABLE (
     workflow_step_id        bigint,
@@ -34,55 +44,53 @@ RETURNS TABLE (
     blocking_reason         text,
     "position"              integer
 )
-LANGUAGE sql STABLE AS $$
-    WITH task_steps AS MATERIALIZED (
-        SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-               s.retryable, s.next_retry_at, s.last_attempted_at
-        FROM tasker.steps s
-        WHERE s.task_id = ANY ($1)
-    ),
-    parent_counts AS (
+LANGUAGE plpgsql STABLE
+SET plan_cache_mode = force_custom_plan
+SET enable_seqscan = off
+SET jit = off
+AS $fn$
+BEGIN
+    RETURN QUERY
+    WITH parent_counts AS (
         SELECT e.to_step_id AS step_id,
-               count(*)::integer AS total_parents,
+               count(*)::integer AS n_parents,
                (count(*) FILTER (WHERE p.status IN ('complete', 'resolved_manually')))::integer
-                   AS completed_parents
+                   AS n_done
         FROM tasker.step_edges e
-        JOIN task_steps p ON p.id = e.from_step_id
-        WHERE e.task_id = ANY ($1)
+        JOIN tasker.steps p ON p.id = e.from_step_id
+        WHERE e.task_id = ANY ($1) AND p.task_id = ANY ($1)
         GROUP BY e.to_step_id
     ),
     flags AS (
-        SELECT s.*,
-               coalesce(pc.total_parents, 0) AS n_parents,
-               coalesce(pc.completed_parents, 0) AS n_done,
-               coalesce(pc.completed_parents, 0) = coalesce(pc.total_parents, 0) AS deps_ok,
+        SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
+               s.retryable, s.next_retry_at, s.last_attempted_at,
+               coalesce(pc.n_parents, 0) AS n_parents,
+               coalesce(pc.n_done, 0) AS n_done,
+               coalesce(pc.n_done, 0) = coalesce(pc.n_parents, 0) AS deps_ok,
                (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
                 AND (s.next_retry_at IS NULL OR s.next_retry_at <= $3)) AS eligible
-        FROM task_steps s
+        FROM tasker.steps s
         LEFT JOIN parent_counts pc ON pc.step_id = s.id
-        WHERE $2 IS NULL OR s.id = ANY ($2)
-    ),
-    ready AS (
-        SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
-        FROM flags f
+        WHERE s.task_id = ANY ($1) AND ($2 IS NULL OR s.id = ANY ($2))
     )
-    SELECT r.id, r.task_id, r.name, r.status, r.deps_ok, r.eligible, r.is_ready,
-           r.n_parents, r.n_done, r.attempts, r.max_attempts, r.next_retry_at,
-           r.last_attempted_at,
+    SELECT f.id, f.task_id, f.name, f.status, f.deps_ok, f.eligible,
+           f.deps_ok AND (f.status = 'pending' OR f.eligible),
+           f.n_parents, f.n_done, f.attempts, f.max_attempts, f.next_retry_at,
+           f.last_attempted_at,
            CASE
-               WHEN r.is_ready THEN NULL
-               WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
-               WHEN r.status = 'cancelled' THEN 'cancelled'
-               WHEN r.status = 'in_progress' THEN 'in_progress'
-               WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
-               WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
-               WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
+               WHEN f.deps_ok AND (f.status = 'pending' OR f.eligible) THEN NULL
+               WHEN f.status IN ('complete', 'resolved_manually') THEN 'finished'
+               WHEN f.status = 'cancelled' THEN 'cancelled'
+               WHEN f.status = 'in_progress' THEN 'in_progress'
+               WHEN f.status = 'error' AND NOT f.retryable THEN 'not_retryable'
+               WHEN f.status = 'error' AND f.attempts >= f.max_attempts THEN 'retries_exhausted'
+               WHEN f.status = 'error' AND NOT f.eligible THEN 'waiting_for_backoff'
                ELSE 'dependencies_not_satisfied'
            END,
-           r.position
-    FROM ready r
-    ORDER BY r.task_id, r.position, r.id
-$$;
+           f.position
+    FROM flags f;
+END;
+$fn$;
 
 CREATE FUNCTION tasker.get_step_readiness_status(
     task_id bigint, step_ids bigint[] DEFAULT NULL, now timestamptz DEFAULT now()
@@ -442,14 +450,14 @@ LANGUAGE sql STABLE AS $$
            (SELECT count(*) FROM tasker.namespaces),
            (SELECT count(*) FROM (SELECT DISTINCT namespace_id, name FROM tasker.templates) u),
            tw.created, tw.completed, tw.failed, sw.completed, sw.failed,
-           CASE WHEN tw.completed + tw.failed = 0 THEN 0
+           CASE WHEN tw.completed + tw.failed = 0 THEN 0.000000
                 ELSE round(tw.completed::numeric / (tw.completed + tw.failed), 6) END,
-           CASE WHEN tw.completed + tw.failed = 0 THEN 0
+           CASE WHEN tw.completed + tw.failed = 0 THEN 0.000000
                 ELSE round(tw.failed::numeric / (tw.completed + tw.failed), 6) END,
            round(coalesce(tw.avg_duration, 0), 6),
            round(coalesce(sw.avg_duration, 0), 6),
-           CASE WHEN sp.minutes <= 0 THEN 0 ELSE round(tw.completed / sp.minutes, 6) END,
-           CASE WHEN sp.minutes <= 0 THEN 0 ELSE round(sw.completed / sp.minutes, 6) END
+           CASE WHEN sp.minutes <= 0 THEN 0.000000 ELSE round(tw.completed / sp.minutes, 6) END,
+           CASE WHEN sp.minutes <= 0 THEN 0.000000 ELSE round(sw.completed / sp.minutes, 6) END
     FROM task_window tw, step_window sw, span sp
 $$;
 
