@@ -23,13 +23,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples $(wildcard benchmarks)
+	$(BIN)/ruff format --check src tests examples $(wildcard benchmarks)
 	$(BIN)/mypy
 
 fmt: $(STAMP)
-	$(BIN)/ruff format src tests examples benchmarks
-	$(BIN)/ruff check --fix src tests examples benchmarks
+	$(BIN)/ruff format src tests examples $(wildcard benchmarks)
+	$(BIN)/ruff check --fix src tests examples $(wildcard benchmarks)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q -m benchmark tests/benchmarks -p no:cacheprovider

@@ -396,7 +396,7 @@ def test_manual_step_retry_requires_a_failed_step(
     tasker = make_tasker(database, clock, diamond(calls))
     task_id, _ = tasker.create_task(TaskRequest("diamond", {"n": 1}))
     with pytest.raises(
-        InvalidTransition, match="step 'a' of task .* is 'pending': only a failed step"
+        InvalidTransition, match=r"step 'a' of task .* is 'pending': only a failed step"
     ):
         tasker.retry_step(task_id, "a")
 
