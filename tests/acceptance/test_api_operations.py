@@ -114,8 +114,10 @@ def test_health_live_ready_and_status(api: ApiServer, client: httpx.Client) -> N
 
 def test_metrics_are_prometheus_text_from_the_health_counts(client: httpx.Client) -> None:
     before = _gauge(client, 'tasker_tasks{status="pending"}')
+    created_before = _gauge(client, "tasker_tasks_created_total")
     create_task(client)
     response = client.get("/metrics")
+    assert _gauge(client, "tasker_tasks_created_total") == created_before + 1
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     assert "# TYPE tasker_tasks gauge" in response.text

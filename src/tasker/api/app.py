@@ -29,6 +29,7 @@ from tasker.app import Tasker
 from tasker.auth import TokenVerifier
 from tasker.config import Settings
 from tasker.exceptions import ConfigurationError
+from tasker.observability.tracing import configure_from_env as configure_tracing
 
 logger = logging.getLogger("tasker.api")
 
@@ -131,6 +132,7 @@ def app_from_settings(
     env = os.environ if env is None else env
     settings = settings or Settings.from_env(env)
     options = ApiOptions.from_env(env)
+    configure_tracing(service_name="tasker-api")
     tasker = Tasker.from_settings(settings)
     return create_app(
         tasker,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import generate_latest
 
 from tasker.api.deps import TaskerDep, error_responses
 from tasker.api.errors import ApiError
@@ -109,4 +110,6 @@ def metrics(
     now = tasker.now()
     counts = tasker.read(lambda c: readiness_sql.system_health_counts(c, now))
     gauges: HealthMetrics = request.app.state.metrics
-    return Response(gauges.render(counts), media_type=CONTENT_TYPE)
+    # The database gauges, then this process's own counters (tasks created through it...).
+    body = gauges.render(counts) + generate_latest(tasker.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -14,6 +14,7 @@ import typer
 from tasker.cli import common
 from tasker.events.bus import EventBus
 from tasker.observability.logging import configure_logging
+from tasker.observability.tracing import configure_from_env as configure_tracing
 
 
 def worker_command(
@@ -64,6 +65,7 @@ def worker_command(
             bus=_bus([*tasker.settings.subscribers, *(subscriber or [])]),
         )
         configure_logging(tasker.settings.log_format, worker_id=worker.worker_id)
+        configure_tracing(service_name="tasker-worker")
         log = logging.getLogger("tasker.worker")
         log.info(
             "worker %s started: concurrency %d, namespaces %s%s",

@@ -53,3 +53,27 @@ def step_span(trace_context: dict[str, str] | None, attributes: dict[str, Any]) 
 def mark_failed(span: Span, error_class: str, message: str) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{error_class}: {message}"))
     span.set_attribute("tasker.error_class", error_class)
+
+
+def configure_from_env(service_name: str = "tasker") -> bool:
+    """Export spans over OTLP/HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and the
+    ``otel`` extra (SDK and exporter) is installed; returns whether it did. The CLI calls
+    this for ``worker``, ``run`` and ``serve``; applications may set up their own SDK."""
+    import os
+
+    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return False
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found,unused-ignore]
+            OTLPSpanExporter,
+        )
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        return False
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    return True
