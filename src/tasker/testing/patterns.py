@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from tasker.definitions import TemplateDefinition, validate_template
 from tasker.definitions.loader import parse_template
@@ -30,70 +30,52 @@ SCRIPTED_ASYNC = "tasker.testing.handlers:scripted_async"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 
 Plans = Mapping[str, Mapping[str, Any]]
+
+
+class PatternOptions(TypedDict, total=False):
+    """The common arguments of every pattern (see the module docstring)."""
+
+    plans: Plans | None
+    namespace: str
+    name: str
+    max_attempts: int
+    timeout_seconds: float | None
+    backoff: Backoff | Mapping[str, float] | None
+    version: str
+
+
+def _named(default: str, options: PatternOptions) -> PatternOptions:
+    """``options`` with the pattern's own name unless the caller chose one."""
+    named = PatternOptions(name=default)
+    named.update(options)
+    return named
+
+
 # (step name, parents), parents first
 Shape = list[tuple[str, Sequence[str]]]
 
 
 def chain(
     length: int,
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "chain",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """``length`` steps in a row: ``step_1 -> step_2 -> ... -> step_<length>``."""
     if length < 1:
         raise ValueError(f"a chain needs at least one step, got length={length}")
     shape: Shape = [(f"step_{i}", [f"step_{i - 1}"] if i > 1 else []) for i in range(1, length + 1)]
-    return build(
-        shape,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return build(shape, **_named("chain", options))
 
 
 def linear(
     steps: int = 6,
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "linear",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """Six steps (by default) in a row: ``step_1 -> step_2 -> ... -> step_6``."""
-    return chain(
-        steps,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return chain(steps, **_named("linear", options))
 
 
 def diamond(
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "diamond",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """Two diamonds stacked, 7 steps::
 
@@ -111,27 +93,11 @@ def diamond(
         ("right_2", ["middle"]),
         ("end", ["left_2", "right_2"]),
     ]
-    return build(
-        shape,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return build(shape, **_named("diamond", options))
 
 
 def parallel_merge(
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "parallel_merge",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """Three independent two-step branches merged at the end, 7 steps::
 
@@ -142,27 +108,11 @@ def parallel_merge(
     for branch in ("a", "b", "c"):
         shape += [(f"{branch}_1", []), (f"{branch}_2", [f"{branch}_1"])]
     shape.append(("merge", ["a_2", "b_2", "c_2"]))
-    return build(
-        shape,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return build(shape, **_named("parallel_merge", options))
 
 
 def tree(
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "tree",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """A binary tree of depth 2 whose four leaves converge, 8 steps::
 
@@ -180,27 +130,11 @@ def tree(
         ("leaf_d", ["right"]),
         ("converge", ["leaf_a", "leaf_b", "leaf_c", "leaf_d"]),
     ]
-    return build(
-        shape,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return build(shape, **_named("tree", options))
 
 
 def mixed(
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "mixed",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """Chains, a diamond and fan-ins together, 9 steps::
 
@@ -222,28 +156,12 @@ def mixed(
         ("analyze", ["right_transform", "validate"]),
         ("finalize", ["combine", "analyze"]),
     ]
-    return build(
-        shape,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return build(shape, **_named("mixed", options))
 
 
 def fan_out(
     width: int,
-    *,
-    plans: Plans | None = None,
-    namespace: str = "testing",
-    name: str = "fan_out",
-    max_attempts: int = 3,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
-    backoff: Backoff | Mapping[str, float] | None = None,
-    version: str = "1.0.0",
+    **options: Unpack[PatternOptions],
 ) -> TemplateDefinition:
     """One step fanning out to ``width`` parallel steps that fan back in, width + 2 steps::
 
@@ -254,16 +172,7 @@ def fan_out(
         raise ValueError(f"fan_out needs a width of at least 1, got {width}")
     workers = [f"worker_{i}" for i in range(1, width + 1)]
     shape: Shape = [("source", []), *((w, ["source"]) for w in workers), ("sink", workers)]
-    return build(
-        shape,
-        plans=plans,
-        namespace=namespace,
-        name=name,
-        max_attempts=max_attempts,
-        timeout_seconds=timeout_seconds,
-        backoff=backoff,
-        version=version,
-    )
+    return build(shape, **_named("fan_out", options))
 
 
 def build(
