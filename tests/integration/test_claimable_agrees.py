@@ -5,6 +5,7 @@ histories driven through the real engine, on both backends.
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +16,7 @@ from tasker.definitions import StepSpec, TemplateDefinition, TemplateRegistry
 from tasker.engine.execution import Outcome
 from tasker.exceptions import InvalidTransition
 from tasker.retry import Backoff
+from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State
 from tasker.store.database import Database
 
 
@@ -112,6 +114,7 @@ def test_claimable_state_matches_ready_for_execution(
             except InvalidTransition:
                 pass
         check_agreement(tasker, task_id)
+    check_history(tasker, task_id, template)
 
 
 def check_agreement(tasker: Tasker, task_id: int) -> None:
@@ -133,3 +136,22 @@ def check_agreement(tasker: Tasker, task_id: int) -> None:
     if status == "error":
         assert not any(r.ready_for_execution for r in readiness.values())
         assert "in_progress" not in states
+
+
+def check_history(tasker: Tasker, task_id: int, template: TemplateDefinition) -> None:
+    """The task has exactly the template's steps and edges, and its whole history only
+    ever followed the state tables, one row per change, in sort-key order."""
+    task = tasker.get_task(task_id)
+    assert {s["name"]: tuple(s["depends_on"]) for s in task["steps"]} == {
+        spec.name: spec.depends_on for spec in template.steps
+    }
+    histories: dict[str | None, list[dict[str, Any]]] = {}
+    for row in tasker.transitions(task_id):
+        histories.setdefault(row["step_name"], []).append(row)
+    for name, rows in histories.items():
+        table = TASK_TRANSITIONS if name is None else STEP_TRANSITIONS
+        assert [r["sort_key"] for r in rows] == list(range(1, len(rows) + 1))
+        assert rows[0]["from_state"] is None and rows[0]["to_state"] == "pending"
+        for before, after in pairwise(rows):
+            assert after["from_state"] == before["to_state"]
+            assert State(after["to_state"]) in table[State(after["from_state"])], (name, after)

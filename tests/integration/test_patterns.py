@@ -52,6 +52,10 @@ def test_pattern_completes_with_the_planned_attempts(database: Database, pattern
         e["step_name"] for e in tasker.events(task_id=task_id) if e["name"] == "step.completed"
     )
     assert completed == Counter({name: 1 for name in expected})
+    events = tasker.events(task_id=task_id)
+    changes = [t for t in tasker.transitions(task_id) if t["from_state"] is not None]
+    assert len([e for e in events if e["name"].startswith(("task.", "step."))]) == len(changes)
+    assert len({e["id"] for e in events}) == len(events)
     # every step started only after all its parents completed
     finished_at = {s["name"]: s["completed_at"] for s in task["steps"]}
     started = {}

@@ -219,6 +219,12 @@ def test_kill_9_mid_step_is_recovered_after_the_lease_and_completes_once(
     ran = executions(url)
     assert [(attempt) for _, attempt, _ in ran] == [2]  # the killed attempt never finished
     names = [e["name"] for e in events]
+    # the crash left no gap or duplicate: one state event per history row
+    with tasker_for(env) as tasker:
+        changes = [t for t in tasker.transitions(task_id) if t["from_state"] is not None]
+    state_events = [n for n in names if n.startswith(("task.", "step."))]
+    assert len(state_events) == len(changes)
+    assert len({e["id"] for e in events}) == len(events)
     assert names.count("step.completed") == 1
     assert names.count("workflow.step_lease_expired") == 1
     assert names.count("step.retry_scheduled") == 1
