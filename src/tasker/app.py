@@ -43,6 +43,9 @@ class Tasker:
         self.settings = settings or Settings(database_url=database.url)
         self.rand = rand
         self.metrics = TaskerMetrics()
+        # Template definitions this process has stored, with their row ids: creating a
+        # task then need not re-register (and lock) the template row every time.
+        self._stored_templates: dict[str, tuple[TemplateDefinition, int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Tasker:
@@ -122,17 +125,26 @@ class Tasker:
             trace_context = start_task_trace(template.namespace, template.name, template.version)
             request = replace(request, trace_context=trace_context)
 
-        def work(conn: Connection) -> tuple[int, bool]:
+        stored = self._stored_templates.get(template.key)
+        known_id = stored[1] if stored is not None and stored[0] == template else None
+
+        def work(conn: Connection) -> tuple[int, bool, int | None]:
             existing = creation.find_idempotent(conn, template, request)
             if existing is not None:
-                return existing, False
-            return creation.insert_task(conn, template, request, self.now(), actor), True
+                return existing, False, None
+            template_id = known_id or creation.register_template(conn, template, self.now())
+            task_id = creation.insert_task(
+                conn, template, request, self.now(), actor, template_id=template_id
+            )
+            return task_id, True, template_id
 
         try:
-            task_id, created = self.write(work)
+            task_id, created, template_id = self.write(work)
         except DuplicateKey:
             # Another request with the same key won the race: answer as if it came first.
-            task_id, created = self.write(work)
+            task_id, created, template_id = self.write(work)
+        if template_id is not None:  # committed: later creations may skip registering
+            self._stored_templates[template.key] = (template, template_id)
         if created:
             self.metrics.tasks_created.inc()
         return task_id, created

@@ -116,9 +116,13 @@ def insert_task(
     request: TaskRequest,
     now: datetime,
     actor: str | None = None,
+    template_id: int | None = None,
 ) -> int:
-    """Write a new task with all its steps and edges. The caller checked the request."""
-    template_id = register_template(conn, template, now)
+    """Write a new task with all its steps and edges. The caller checked the request.
+    ``template_id``: the stored template's id when the caller knows it is current
+    (registering takes the template row's lock, which would serialise creators)."""
+    if template_id is None:
+        template_id = register_template(conn, template, now)
     row = conn.fetch_one(
         "insert_task",
         template_id=template_id,

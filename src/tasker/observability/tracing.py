@@ -7,6 +7,7 @@ so step spans opened by any worker on any machine join the task's trace.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,9 +39,34 @@ def start_task_trace(namespace: str, name: str, version: str) -> dict[str, str] 
         return carrier
 
 
+_provider_checked_at = -1.0
+_provider_is_set = False
+
+
+def tracing_enabled() -> bool:
+    """Whether an SDK tracer provider is installed; without one spans are no-ops and step
+    spans are skipped (they cost a measurable share of a fast worker's CPU).
+
+    A provider installed with ``trace.set_tracer_provider`` is seen at once. One named by
+    the ``OTEL_PYTHON_TRACER_PROVIDER`` variable is looked up at most once a second,
+    because that lookup reads the environment."""
+    global _provider_checked_at, _provider_is_set
+    if getattr(trace, "_TRACER_PROVIDER", None) is not None:
+        return True
+    now = time.monotonic()
+    if now - _provider_checked_at > 1.0:
+        provider = trace.get_tracer_provider()
+        _provider_is_set = not isinstance(provider, trace.ProxyTracerProvider)
+        _provider_checked_at = now
+    return _provider_is_set
+
+
 @contextmanager
 def step_span(trace_context: dict[str, str] | None, attributes: dict[str, Any]) -> Iterator[Span]:
     """A span for one step attempt, child of the task's span when its context is known."""
+    if not tracing_enabled():
+        yield trace.INVALID_SPAN
+        return
     tracer = trace.get_tracer(TRACER_NAME)
     parent = propagate.extract(trace_context) if trace_context else otel_context.Context()
     name = f"tasker.step {attributes.get('tasker.step', '')}"

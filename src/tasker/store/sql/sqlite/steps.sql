@@ -16,12 +16,16 @@ ORDER BY value ->> '$.position'
 RETURNING id, name, claimable_at;
 
 -- insert_edges --
--- Create a task's dependency edges, by step name.
+-- Create a task's dependency edges, by step name. CROSS JOIN fixes the join order: each
+-- edge looks both steps up through the (task_id, name) index (left to the planner,
+-- SQLite scanned steps x steps per edge, cubic in a fan-out's width).
 INSERT INTO step_edges (task_id, from_step_id, to_step_id)
 SELECT :task_id, p.id, c.id
 FROM json_each(:rows) AS r
-JOIN steps p ON p.task_id = :task_id AND p.name = r.value ->> '$.parent'
-JOIN steps c ON c.task_id = :task_id AND c.name = r.value ->> '$.child';
+CROSS JOIN steps AS p
+CROSS JOIN steps AS c
+WHERE p.task_id = :task_id AND p.name = r.value ->> '$.parent'
+  AND c.task_id = :task_id AND c.name = r.value ->> '$.child';
 
 -- claim_steps --
 -- Claim up to `limit` claimable steps, oldest first. A pending step always has 0 attempts
