@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench fmt clean
+.PHONY: demo test lint bench bench-smoke fmt clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,21 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests examples $(wildcard benchmarks)
 	$(BIN)/ruff check --fix src tests examples $(wildcard benchmarks)
 
-bench: $(STAMP)
-	$(BIN)/python -m pytest -q -m benchmark tests/benchmarks -p no:cacheprovider
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): requirements-bench.lock $(STAMP)
+	$(BIN)/pip install --quiet -r requirements-bench.lock
+	touch $(BENCH_STAMP)
+
+# Every scenario on both backends, with the PgQueuer/Procrastinate baselines and the
+# readiness benchmark; writes benchmarks/results/*.json and the table in
+# docs/performance.md (about 6-8 minutes).
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks --docs docs/performance.md
+
+# Every scenario at tiny sizes: checks the suite still works, judges no timing.
+bench-smoke: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

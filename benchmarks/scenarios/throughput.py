@@ -1,0 +1,201 @@
+"""throughput: how many no-op steps per second Tasker's workers get through.
+
+Work is created first (one seed database per workload), then every case runs on a copy
+of the seed, so each starts from the same queue. Steps/s is measured between the first
+step started and the last step completed (database timestamps: process start-up is
+excluded); the wall figure includes it. Cases are interleaved across repeats so a burst
+of load from elsewhere on the machine does not land on one case only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks.harness import (
+    ASYNC_NOOP,
+    Figure,
+    Probe,
+    Run,
+    ScenarioResult,
+    clone,
+    create_tasks,
+    diamond,
+    median,
+    single,
+    tasker_database,
+    write_template,
+)
+from benchmarks.processes import (
+    burst_run,
+)
+
+NAME = "throughput"
+SUMMARY = "no-op steps/s: single-step tasks and 4-step diamonds, 1 and 2 worker processes"
+
+SOLO_TARGET_POSTGRES = 5000.0  # independent steps/s with 2 processes
+SQLITE_TARGET = 1000.0
+
+
+@dataclass(frozen=True)
+class Case:
+    backend: str
+    workload: str  # "independent" or "diamond"
+    processes: int
+    concurrency: int = 200
+    batch_size: int = 100
+    async_handler: bool = False
+
+    @property
+    def key(self) -> str:
+        variant = (
+            ""
+            if (self.concurrency, self.batch_size) == (200, 100)
+            else (f".c{self.concurrency}b{self.batch_size}")
+        )
+        suffix = ".async" if self.async_handler else ""
+        return f"throughput.{self.backend}.{self.workload}.{self.processes}p{variant}{suffix}"
+
+    @property
+    def label(self) -> str:
+        handler = ", async handler" if self.async_handler else ""
+        return (
+            f"{self.workload} steps/s, {self.processes} proc "
+            f"(conc {self.concurrency}, batch {self.batch_size}{handler})"
+        )
+
+
+def cases(run: Run) -> list[Case]:
+    found: list[Case] = []
+    if run.smoke:
+        # One case per code path: 2 processes, a DAG workload, each backend.
+        if run.uses("postgres"):
+            found += [Case("postgres", "independent", 2), Case("postgres", "diamond", 1)]
+        if run.uses("sqlite"):
+            found += [Case("sqlite", "independent", 2)]
+        return found
+    if run.uses("postgres"):
+        found += [
+            Case("postgres", "independent", 1),
+            Case("postgres", "independent", 2),
+            Case("postgres", "diamond", 1),
+            Case("postgres", "diamond", 2),
+            # The configuration sweep: beside the suggested 200/100, a middle one, the
+            # defaults, and 200/100 with an async no-op (no thread-pool hop per step).
+            Case("postgres", "independent", 2, 50, 50),
+            Case("postgres", "independent", 2, 10, 50),
+            Case("postgres", "independent", 2, async_handler=True),
+        ]
+    if run.uses("sqlite"):
+        found += [Case("sqlite", "independent", 1), Case("sqlite", "independent", 2)]
+    return found
+
+
+def run(run: Run) -> ScenarioResult:
+    result = ScenarioResult(NAME)
+    tasks = run.pick(2000, 40)
+    diamonds = run.pick(100, 10)
+    repeats = run.pick(3, 1)
+    result.sizes = {
+        "independent_tasks": tasks,
+        "diamond_tasks": diamonds,
+        "diamond_steps": diamonds * 4,
+        "repeats": repeats,
+        "handler": "tasker.builtin_handlers:noop (sync) unless the case says async",
+    }
+    todo = cases(run)
+    if not todo:
+        result.skipped = "no backend available"
+        return result
+    write_template(run, "single", single())
+    write_template(run, "diamond", diamond())
+    counts = {"independent": ("single", tasks), "diamond": ("diamond", diamonds)}
+    samples: dict[str, list[dict[str, Any]]] = {case.key: [] for case in todo}
+    creation: dict[str, dict[str, Any]] = {}
+    with contextlib.ExitStack() as stack:
+        seeds: dict[tuple[str, str], str] = {}
+        for backend, workload in sorted({(c.backend, c.workload) for c in todo}):
+            url = stack.enter_context(tasker_database(run, backend, f"seed_{workload}_{backend}"))
+            template, count = counts[workload]
+            _, seconds = create_tasks(run, url, template, count)
+            creation[f"{backend}.{workload}"] = {"tasks": count, "seconds": seconds}
+            seeds[(backend, workload)] = url
+        uses = Counter((c.backend, c.workload) for c in todo)
+        for _ in range(repeats):
+            for case in todo:
+                seed = seeds[(case.backend, case.workload)]
+                once = repeats == 1 and uses[(case.backend, case.workload)] == 1
+                # A seed used by one run only is drained in place (no copy to make).
+                with (
+                    contextlib.nullcontext(seed) if once else clone(run, seed, f"{NAME}_run") as url
+                ):
+                    if case.async_handler:
+                        with Probe(url) as probe:
+                            probe.execute("UPDATE tasker.steps SET handler = %s", [ASYNC_NOOP])
+                    samples[case.key].append(
+                        burst_run(
+                            run,
+                            url,
+                            processes=case.processes,
+                            concurrency=case.concurrency,
+                            batch_size=case.batch_size,
+                        )
+                    )
+    result.samples = {"creation": creation, "cases": samples}
+    for key, info in creation.items():
+        backend, workload = key.split(".")
+        result.add(
+            Figure(
+                NAME,
+                backend,
+                f"task creation, 1 request at a time ({workload}, {info['tasks']} tasks)",
+                info["tasks"] / info["seconds"],
+                "tasks/s",
+                key=f"throughput.{backend}.create.{workload}",
+            )
+        )
+    for case in todo:
+        runs = samples[case.key]
+        figure = result.add(
+            Figure(
+                NAME,
+                case.backend,
+                case.label,
+                median([s["steps_per_second"] for s in runs]),
+                "steps/s",
+                key=case.key,
+            )
+        )
+        detail = [
+            f"wall incl. start-up {median([s['wall_steps_per_second'] for s in runs]):,.0f}/s"
+        ]
+        if case.backend == "postgres":
+            detail.append(f"{median([s['commits_per_step'] for s in runs]):.3f} commits/step")
+        worker_cpu = median([s.get("worker_cpu_ms_per_step") for s in runs])
+        postgres_cpu = median([s.get("postgres_cpu_ms_per_step") for s in runs])
+        if worker_cpu is not None:
+            cpu = f"CPU/step: worker {worker_cpu * 1000:.0f} us"
+            if postgres_cpu is not None:
+                cpu += f", PostgreSQL {postgres_cpu * 1000:.0f} us"
+            detail.append(cpu)
+        locked = sum(s["locked_messages"] for s in runs)
+        if case.backend == "sqlite" and case.processes > 1:
+            detail.append(f"{locked} 'locked' log lines")
+        figure.detail = "; ".join(detail)
+        if case.key == "throughput.postgres.independent.2p":
+            figure.target = f">= {SOLO_TARGET_POSTGRES:,.0f} steps/s"
+            figure.met = figure.value is not None and figure.value >= SOLO_TARGET_POSTGRES
+        if case.key == "throughput.sqlite.independent.1p":
+            figure.target = f">= {SQLITE_TARGET:,.0f} steps/s"
+            figure.met = figure.value is not None and figure.value >= SQLITE_TARGET
+    one = result.figure("throughput.postgres.independent.1p")
+    two = result.figure("throughput.postgres.independent.2p")
+    if one and two and one.value and two.value:
+        two.ratio_to("x 1 proc", one.value)
+    one = result.figure("throughput.sqlite.independent.1p")
+    two = result.figure("throughput.sqlite.independent.2p")
+    if one and two and one.value and two.value:
+        two.ratio_to("x 1 proc", one.value)
+    return result
