@@ -129,8 +129,10 @@ def claim_steps(
         )
     tasks = {t["id"]: t for t in conn.fetch_all("task_contexts", task_ids=task_ids)}
     parents: dict[int, dict[str, Any]] = defaultdict(dict)
-    for parent in conn.fetch_all("parent_results", step_ids=[row["id"] for row in rows]):
-        parents[parent["step_id"]][parent["name"]] = parent["results"]
+    children = [row["id"] for row in rows if row["total_parents"]]
+    if children:  # roots have no parent results to fetch
+        for parent in conn.fetch_all("parent_results", step_ids=children):
+            parents[parent["step_id"]][parent["name"]] = parent["results"]
     history.flush(conn, now)
     return [
         ClaimedStep(

@@ -44,7 +44,7 @@ SET status = 'in_progress', attempts = s.attempts + 1, claimable_at = NULL,
 FROM picked
 WHERE s.id = picked.id
 RETURNING s.id, s.task_id, s.namespace, s.name, s.handler, s.config, s.attempts,
-    s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count,
+    s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count, s.total_parents,
     picked.status AS from_state, s.created_at, s.ready_at;
 
 -- parent_results --

@@ -45,7 +45,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
-    timeout_seconds, claim_token, transition_count,
+    timeout_seconds, claim_token, transition_count, total_parents,
     CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at, ready_at;
 
 -- parent_results --
