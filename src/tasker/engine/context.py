@@ -36,9 +36,10 @@ class StepContext:
     published: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.context = MappingProxyType(dict(self.context))
-        self.results = MappingProxyType(dict(self.results))
-        self.config = MappingProxyType(dict(self.config))
+        # Read-only views, not copies: steps of one claim batch share their task's context.
+        self.context = _read_only(self.context)
+        self.results = _read_only(self.results)
+        self.config = _read_only(self.config)
 
     def publish(self, name: str, payload: Mapping[str, Any] | None = None) -> None:
         """Publish a custom event (dotted name such as ``order.shipped``). It is stored with
@@ -53,3 +54,9 @@ class StepContext:
                 f"({', '.join(RESERVED_EVENT_NAMESPACES)})"
             )
         self.published.append((name, dict(payload or {})))
+
+
+def _read_only(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(mapping, MappingProxyType):
+        return mapping
+    return MappingProxyType(mapping if isinstance(mapping, dict) else dict(mapping))
