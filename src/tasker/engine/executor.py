@@ -102,13 +102,10 @@ async def _execute(
         if inspect.iscoroutinefunction(handler):
             results = await asyncio.wait_for(handler(ctx), timeout)
         else:
-            future = asyncio.get_running_loop().run_in_executor(threads, handler, ctx)
-            # On timeout stop waiting; the thread itself cannot be stopped (it is abandoned,
-            # and its late result is fenced out because the attempt is recorded as failed).
-            done, _ = await asyncio.wait((future,), timeout=timeout)
-            if not done:
-                raise TimeoutError
-            results = future.result()
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(threads, handler, ctx)
+            # shield: on timeout we stop waiting, but cannot stop the thread itself.
+            results = await asyncio.wait_for(asyncio.shield(future), timeout)
     except TimeoutError:
         return failed(
             TimeoutError(f"step {claimed.name!r} exceeded its timeout of {timeout} seconds")
