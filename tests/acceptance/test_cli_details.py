@@ -127,3 +127,43 @@ def test_retention_commands_prune_finished_tasks_and_old_events(
     assert tasker.events() == []
     bad = cli("events", "prune", "--older-than", "soon")
     assert bad.code == 2 and "not a duration" in bad.err
+
+
+def test_serve_stops_cleanly_on_sigterm(sqlite_url: str) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "TASKER_DATABASE_URL": sqlite_url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tasker.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live") as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        server.send_signal(signal.SIGTERM)
+        _out, err = server.communicate(timeout=20)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, err
+    assert "Traceback" not in err

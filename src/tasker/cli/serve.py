@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 from typing import Annotated
 
 import typer
@@ -59,4 +60,12 @@ def serve(
     )
     mode = "on" if settings.auth else "off"
     common.info(f"Tasker API on http://{host}:{port} (docs: /docs, auth {mode})")
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the
+    # handler it found: make that a clean exit, as for `tasker worker`.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _exit_cleanly)
     uvicorn.run(app, host=host, port=port)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
