@@ -297,3 +297,13 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
+
+
+@contextmanager
+def module_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, label: str
+) -> Iterator[ApiServer]:
+    """A server on its own database for one test module and backend (``request.param``)."""
+    root = tmp_path_factory.mktemp(f"{label}-{request.param}")
+    with module_database(request, request.param, root) as url, running_server(url, root) as server:
+        yield server

@@ -19,8 +19,7 @@ from api_support import (
     ApiServer,
     assert_error,
     create_task,
-    module_database,
-    running_server,
+    module_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -30,8 +29,7 @@ pytestmark = pytest.mark.slow
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    root = tmp_path_factory.mktemp(f"api-{request.param}")
-    with module_database(request, request.param, root) as url, running_server(url, root) as server:
+    with module_server(request, tmp_path_factory, "api") as server:
         yield server
 
 

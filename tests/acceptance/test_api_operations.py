@@ -18,6 +18,7 @@ from api_support import (
     create_task,
     drop_database,
     module_database,
+    module_server,
     running_server,
 )
 
@@ -31,8 +32,7 @@ pytestmark = pytest.mark.slow
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    root = tmp_path_factory.mktemp(f"ops-{request.param}")
-    with module_database(request, request.param, root) as url, running_server(url, root) as server:
+    with module_server(request, tmp_path_factory, "ops") as server:
         yield server
 
 

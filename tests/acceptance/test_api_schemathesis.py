@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_support import BACKENDS, ApiServer, module_database, running_server
+from api_support import BACKENDS, ApiServer, module_server
 
 from tasker.api import create_app
 from tasker.app import Tasker
@@ -67,8 +67,7 @@ def _cases() -> list[Any]:
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
-    root = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    with module_database(request, request.param, root) as url, running_server(url, root) as server:
+    with module_server(request, tmp_path_factory, "fuzz") as server:
         with server.client() as client:  # something to find, so lookups are not all 404
             for order_id in range(3):
                 body = {"namespace": "apitest", "name": "order", "context": {"order_id": order_id}}

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -242,3 +242,10 @@ def parse_time(value: str, option: str) -> datetime:
             f"{value!r} is not an ISO 8601 date or time such as 2026-01-31", param_hint=option
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# Options shared by `task create` and `run`.
+TemplateNameArgument = Annotated[str, typer.Argument(help="Template name.")]
+ContextOption = Annotated[str, typer.Option(help="The task context, a JSON object.")]
+NamespaceOption = Annotated[str, typer.Option(help="Template namespace.")]
+VersionOption = Annotated[str | None, typer.Option(help="Template version (default: the highest).")]

@@ -14,12 +14,10 @@ from tasker.engine.creation import TaskRequest
 
 def run_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Template name.")],
-    context: Annotated[str, typer.Option(help="The task context, a JSON object.")] = "{}",
-    namespace: Annotated[str, typer.Option(help="Template namespace.")] = "default",
-    version: Annotated[
-        str | None, typer.Option(help="Template version (default: the highest).")
-    ] = None,
+    name: common.TemplateNameArgument,
+    context: common.ContextOption = "{}",
+    namespace: common.NamespaceOption = "default",
+    version: common.VersionOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final task as the contract's JSON.")
     ] = False,

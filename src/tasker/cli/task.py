@@ -28,12 +28,10 @@ ReasonOption = Annotated[str | None, typer.Option(help="Why; stored in the trans
 @app.command("create")
 def create_command(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Template name.")],
-    context: Annotated[str, typer.Option(help="The task context, a JSON object.")] = "{}",
-    namespace: Annotated[str, typer.Option(help="Template namespace.")] = "default",
-    version: Annotated[
-        str | None, typer.Option(help="Template version (default: the highest).")
-    ] = None,
+    name: common.TemplateNameArgument,
+    context: common.ContextOption = "{}",
+    namespace: common.NamespaceOption = "default",
+    version: common.VersionOption = None,
     idempotency_key: Annotated[
         str | None,
         typer.Option(help="The same key and request return the existing task."),
