@@ -482,7 +482,7 @@ def test_context_a_database_cannot_store_is_refused_on_both_backends(
     database: Database, clock: FakeClock, calls: Calls, context: dict[str, Any]
 ) -> None:
     tasker = make_tasker(database, clock, diamond(calls))
-    with pytest.raises(ValidationError, match="context cannot be stored"):
+    with pytest.raises(ValidationError, match="context is not storable"):
         tasker.create_task(TaskRequest("diamond", {"n": 1, **context}))
     assert tasker.list_tasks() == []
 

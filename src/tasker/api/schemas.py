@@ -8,11 +8,12 @@ and jsonb refuse it), no lone surrogate, no NaN or infinity.
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tasker.payloads import problems
 
 Status = Literal["pending", "in_progress", "complete", "error", "cancelled", "resolved_manually"]
 BlockingReason = Literal[
@@ -43,31 +44,13 @@ RecommendedAction = Literal[
 ]
 HealthStatus = Literal["healthy", "recovering", "blocked", "unknown"]
 
-MAX_DEPTH = 64  # nesting of a context or results document
 
-
-def storable(value: Any, path: str = "", depth: int = 0) -> Any:
-    """Return ``value`` unchanged, or raise ValueError naming the first part no database
-    can store (a NUL, a lone surrogate, NaN or infinity, or nesting deeper than 64)."""
-    where = f"{path}: " if path else ""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"{where}nested deeper than {MAX_DEPTH} levels")
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{where}strings must not contain the NUL character")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{where}strings must be valid Unicode (no lone surrogates)") from None
-    elif isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where}numbers must be finite")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            storable(key, path or "$", depth + 1)
-            storable(item, f"{path or '$'}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            storable(item, f"{path or '$'}[{index}]", depth + 1)
+def storable(value: Any) -> Any:
+    """Return ``value`` unchanged, or raise ValueError naming every part no database can
+    store (``tasker.payloads``: NUL, lone surrogate, NaN or infinity, too deep)."""
+    found = problems(value)
+    if found:
+        raise ValueError("; ".join(found))
     return value
 
 

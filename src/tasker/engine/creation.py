@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from tasker.definitions import TemplateDefinition
 from tasker.engine.history import Change, Event, HistoryWriter
 from tasker.exceptions import IdempotencyConflict, ValidationError
+from tasker.payloads import check_storable, check_text
 from tasker.store.database import Connection, Json
 
 
@@ -39,43 +39,20 @@ def request_hash(template: TemplateDefinition, context: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_storable(value: Any, what: str) -> None:
-    """Refuse JSON that a database cannot store the same way on both backends: NaN and
-    infinities (not JSON), NUL characters and lone surrogates (PostgreSQL rejects them)."""
-    problems: list[str] = []
-
-    def walk(item: Any, path: str) -> None:
-        if isinstance(item, float) and not math.isfinite(item):
-            problems.append(f"{path}: {item} is not a JSON number")
-        elif isinstance(item, str):
-            if "\x00" in item:
-                problems.append(f"{path}: contains a NUL character")
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                problems.append(f"{path}: is not valid Unicode (lone surrogate)")
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                walk(key, f"{path} key")
-                walk(child, f"{path}.{key}")
-        elif isinstance(item, list | tuple):
-            for index, child in enumerate(item):
-                walk(child, f"{path}[{index}]")
-
-    walk(value, "$")
-    if problems:
-        raise ValidationError(f"{what} cannot be stored", errors=problems)
-
-
 def check_request(template: TemplateDefinition, request: TaskRequest) -> None:
     """Validate everything before writing anything; every problem is listed."""
     check_storable(request.context, "context")
+    for field_name in ("idempotency_key", "initiator", "source_system", "reason"):
+        if (text := getattr(request, field_name)) is not None:
+            check_text(text, field_name)
     template.validate_context(request.context)
     if request.idempotency_key is not None and not request.idempotency_key.strip():
         raise ValidationError("idempotency_key must not be blank")
     bad_tags = [t for t in request.tags if not isinstance(t, str)]
     if bad_tags:
         raise ValidationError("tags must be strings", errors=[repr(t) for t in bad_tags])
+    for tag in request.tags:
+        check_text(tag, f"tag {tag!r}")
 
 
 def find_idempotent(

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasker.engine.creation import check_storable
 from tasker.engine.execution import release_children
 from tasker.engine.finalization import finalize_tasks, set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
 from tasker.exceptions import InvalidTransition, NotFound
+from tasker.payloads import check_storable
 from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State, can_transition
 from tasker.store.database import Connection, Json, Row
 
