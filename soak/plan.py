@@ -8,20 +8,21 @@ A task's plan names its shape and, for each step that misbehaves, a
 :class:`Behaviour`. The plan travels in the task context (``context["soak"]``), where the
 handlers read it, and in the ledger, where the checks read it.
 
-Behaviours (``do``), each on the attempts ``1..times`` when it has ``times``:
+Behaviours (``do``), each on the attempts ``1..times`` when it has ``times``.
+Retryable (the step succeeds in the end):
 
-============  ===================================================================  =========
-``slow``      sleep ``seconds`` (below the timeout), then succeed                  retryable
-``flaky``     raise RetryableError (some with ``retry_after``), then succeed        retryable
-``crash``     raise a BaseException (SystemExit, KeyboardInterrupt, a custom        retryable
-              subclass), then succeed
-``hang``      sync step: sleep 10x the timeout in the handler thread, then succeed  retryable
-``timeout``   async step: sleep 10x the timeout (cancelled at it), then succeed     retryable
-``permanent`` raise PermanentError                                                  for good
-``exhaust``   raise RetryableError on every attempt, until attempts run out         for good
-``unstorable``return a result the database refuses: NaN, a NUL character, a lone  for good
-              surrogate, a list nested 5000 deep
-============  ===================================================================  =========
+- ``slow``: sleep ``seconds`` (below the timeout), then succeed;
+- ``flaky``: raise RetryableError (half of them with ``retry_after``), then succeed;
+- ``crash``: raise a BaseException (SystemExit, KeyboardInterrupt, a custom subclass);
+- ``hang``: a sync step sleeps 10x its timeout in the handler thread, then returns;
+- ``timeout``: an async step sleeps 10x its timeout (cancelled at the timeout).
+
+For good (the step fails and its task with it, unless the human steps in):
+
+- ``permanent``: raise PermanentError;
+- ``exhaust``: raise RetryableError on every attempt, until attempts run out;
+- ``unstorable``: return what the database refuses: NaN, a NUL character, a lone
+  surrogate, a list nested 5000 deep.
 
 A task is *all-retryable* when none of its steps misbehaves for good: it must complete.
 """
@@ -29,15 +30,15 @@ A task is *all-retryable* when none of its steps misbehaves for good: it must co
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from soak.behaviour import CRASH_KINDS, UNSTORABLE_KINDS, Behaviour
-from soak.shapes import MAX_ATTEMPTS, SHAPES, is_async
+from soak.shapes import SHAPES, is_async
 
 # Share of steps given each misbehaviour; the rest just succeed. "stall" is a hang on a
-# sync step and a timeout on an async one. With about 11 steps per task, about 5 % of
+# sync step and a timeout on an async one. With about 10 steps per task, about 5 % of
 # the tasks are planned to fail for good.
 DEFAULT_MIX: dict[str, float] = {
     "slow": 0.05,
@@ -78,8 +79,18 @@ class TaskPlan:
         return cls(index, shape, {n: Behaviour.from_json(b) for n, b in steps.items()})
 
 
-def plan_workload(seed: int, tasks: int, mix: Mapping[str, float] = DEFAULT_MIX) -> list[TaskPlan]:
-    """``tasks`` task plans from ``seed``: shapes by their share, misbehaviours by ``mix``."""
+def plan_workload(
+    seed: int,
+    tasks: int,
+    mix: Mapping[str, float] = DEFAULT_MIX,
+    off: Collection[str] = (),
+) -> list[TaskPlan]:
+    """``tasks`` task plans from ``seed``: shapes by their share, misbehaviours by ``mix``;
+    a step that draws a misbehaviour in ``off`` just succeeds instead (a control run),
+    so switching one off leaves every other one where it was."""
+    unknown = sorted(set(off) - set(mix))
+    if unknown:
+        raise ValueError(f"unknown misbehaviour {unknown[0]!r}; known: {', '.join(mix)}")
     rng = random.Random(f"{seed}:workload")
     names = list(SHAPES)
     weights = [SHAPES[n][1] for n in names]
@@ -89,16 +100,16 @@ def plan_workload(seed: int, tasks: int, mix: Mapping[str, float] = DEFAULT_MIX)
         template = SHAPES[shape][0]
         steps: dict[str, Behaviour] = {}
         for position, spec in enumerate(template.steps):
-            behaviour = _roll(rng, mix, is_async(position))
-            if behaviour.do != "ok":
+            chosen, behaviour = _roll(rng, mix, is_async(position))
+            if chosen not in off and behaviour.do != "ok":
                 steps[spec.name] = behaviour
         plans.append(TaskPlan(index, shape, steps))
     return plans
 
 
-def _roll(rng: random.Random, mix: Mapping[str, float], async_step: bool) -> Behaviour:
-    """One step's behaviour. Draws the same random numbers whatever it picks, so changing
-    the mix of one misbehaviour leaves the others' places unchanged."""
+def _roll(rng: random.Random, mix: Mapping[str, float], async_step: bool) -> tuple[str, Behaviour]:
+    """One step's misbehaviour (a ``mix`` name, or "ok") and its behaviour. Draws the
+    same random numbers whatever it picks."""
     roll, a, b = rng.random(), rng.random(), rng.random()
     chosen = "ok"
     edge = 0.0
@@ -107,6 +118,10 @@ def _roll(rng: random.Random, mix: Mapping[str, float], async_step: bool) -> Beh
         if roll < edge:
             chosen = name
             break
+    return chosen, _behaviour(chosen, a, b, async_step)
+
+
+def _behaviour(chosen: str, a: float, b: float, async_step: bool) -> Behaviour:
     if chosen == "slow":
         return Behaviour("slow", seconds=round(0.05 + 0.75 * a, 3))
     if chosen == "flaky":
@@ -122,20 +137,10 @@ def _roll(rng: random.Random, mix: Mapping[str, float], async_step: bool) -> Beh
     return Behaviour()
 
 
-def without(mix: Mapping[str, float], names: Sequence[str]) -> dict[str, float]:
-    """``mix`` with some misbehaviours switched off (their steps just succeed)."""
-    unknown = sorted(set(names) - set(mix))
-    if unknown:
-        raise ValueError(f"unknown misbehaviour {unknown[0]!r}; known: {', '.join(mix)}")
-    return {name: (0.0 if name in names else share) for name, share in mix.items()}
-
-
 def planned_attempts(plan: TaskPlan) -> int:
-    """The most attempts any step of ``plan`` needs without chaos (at most 3 of 6)."""
+    """The most attempts a step of ``plan`` needs to succeed without chaos: at most 3 of
+    the 6 allowed, so three attempts lost to the chaos still leave it one to succeed."""
     return max((b.times + 1 for b in plan.steps.values() if not b.for_good), default=1)
-
-
-assert MAX_ATTEMPTS >= 3 + 3, "three attempts a plan needs, three spare for the chaos"
 
 
 # Behaviours that keep a task running for seconds: a timeout, or six attempts with backoff.

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -61,7 +63,7 @@ class Profile:
 FULL = Profile(
     "full",
     tasks=10_000,
-    feed_seconds=300.0,
+    feed_seconds=420.0,
     drain_seconds=300.0,
     chaos_every_seconds=(8.0, 20.0),
     lease_seconds=8.0,
@@ -236,7 +238,7 @@ def soak_backend(
     )
     restart_at = (
         profile.feed_seconds * profile.restart_db_at_share
-        if backend == "postgres" and restart_db
+        if backend == "postgres" and restart_db and restart_unavailable() is None
         else None
     )
     schedule = chaos_schedule(
@@ -340,7 +342,17 @@ def soak_backend(
         "human": human_figures(facts.human),
         "rss": rss_figures(rss.samples, elapsed),
         "human_stderr": human.stderr[-10:],
+        "db_restart": "played" if restart_at is not None else _no_restart(backend, restart_db),
+        "worktree_changes": worktree_changes(),
     }
+
+
+def _no_restart(backend: str, asked: bool) -> str:
+    if backend != "postgres":
+        return "not applicable (SQLite)"
+    if not asked:
+        return "switched off (--no-db-restart)"
+    return f"skipped: {restart_unavailable()}"
 
 
 class Progress:
@@ -435,19 +447,34 @@ def rss_figures(samples: list[tuple[float, int, int, int]], elapsed: float) -> d
     return result
 
 
-def git_commit() -> str:
-    with contextlib.suppress(Exception):
-        head = Path(__file__).resolve().parents[1]
-        import subprocess
+def restart_unavailable() -> str | None:
+    """Why this machine cannot restart PostgreSQL, or None when it can."""
+    if not os.path.isdir("/etc/postgresql"):
+        return "no local cluster in /etc/postgresql"
+    if os.geteuid() != 0:
+        return "pg_ctlcluster needs root"
+    return None
 
-        done = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=head, capture_output=True, text=True
-        )
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=head,
-            capture_output=True,
-            text=True,
-        )
-        return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    return "unknown"
+
+def worktree_changes() -> list[str]:
+    """Uncommitted changes to the package, as ``git status --short`` lines: the run
+    measured the working tree, which other engineers may be editing."""
+    done = subprocess.run(
+        ["git", "status", "--short", "--", "src"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.splitlines()
+
+
+def git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"

@@ -65,11 +65,12 @@ TREE = soak_template(patterns.tree())  # binary tree whose leaves converge, 8 st
 MIXED = soak_template(patterns.mixed())  # chains, a diamond and fan-ins, 9 steps
 WIDE_FAN_OUT = soak_template(patterns.fan_out(WIDE_FAN_OUT_WIDTH, name="wide_fan_out"))  # 32
 
-# Shape name -> (template, share of the tasks). About 11 steps per task on average.
+# Shape name -> (template, share of the tasks). About 10 steps per task on average, a
+# third of them in wide fan-outs.
 SHAPES: dict[str, tuple[TemplateDefinition, float]] = {
     "linear": (LINEAR, 0.25),
-    "diamond": (DIAMOND, 0.20),
-    "tree": (TREE, 0.20),
-    "mixed": (MIXED, 0.20),
-    "wide_fan_out": (WIDE_FAN_OUT, 0.15),
+    "diamond": (DIAMOND, 0.22),
+    "tree": (TREE, 0.22),
+    "mixed": (MIXED, 0.21),
+    "wide_fan_out": (WIDE_FAN_OUT, 0.10),
 }
