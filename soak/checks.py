@@ -239,6 +239,7 @@ def _executed_by(line: dict[str, Any], claim: Claim) -> bool:
 
 def completion_backed(facts: Facts) -> Check:
     by_step = _ok_lines_by_step(facts)
+    unstorable = Counter(line["step"] for line in facts.unstorable)
     wrong = []
     for step_id, step in facts.steps.items():
         if step["status"] != "complete":
@@ -254,6 +255,8 @@ def completion_backed(facts: Facts) -> Check:
                     "completing_claim": None if claim is None else _claim_json(claim),
                     "matching_ok_lines": len(lines),
                     "ok_lines": len(by_step[step_id]),
+                    # the handler returned a result the database should have refused
+                    "unstorable_returns": unstorable[step_id],
                 }
             )
     complete = sum(s["status"] == "complete" for s in facts.steps.values())
