@@ -69,6 +69,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="directory for soak-<backend>.json")
     parser.add_argument("--docs", type=Path, help="rewrite this backend's section of FILE")
     parser.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--no-housekeeping",
+        action="store_true",
+        help="on a server with autovacuum off, do not vacuum and analyze in its place",
+    )
     return parser.parse_args(argv)
 
 
@@ -111,6 +116,7 @@ def main(argv: list[str]) -> int:
                 workdir=workdir,
                 restart_db=not args.no_db_restart,
                 keep_db=args.keep_db,
+                housekeeping=not args.no_housekeeping,
             )
         finally:
             kill_leftovers()

@@ -146,6 +146,10 @@ def unstorable_refused(facts: Facts) -> Check:
         if step is None or step["status"] in ("cancelled", "resolved_manually"):
             seen["then resolved or cancelled by the human (not judged)"] += 1
             continue
+        if step["status"] in ("pending", "in_progress"):
+            # re-opened by the human's retry and not finished: tasks_finalized judges that
+            seen[f"{step['status']} again after the human's retry (not judged)"] += 1
+            continue
         error = step["error"] or {}
         message = str(error.get("message", ""))
         ok = (
@@ -228,10 +232,16 @@ def completing_claim(facts: Facts, step_id: int) -> Claim | None:
     return ends[-1] if ends else None
 
 
+def _ran_in(line: dict[str, Any], claim: Claim) -> bool:
+    """The line was written in the claiming worker's process, or in a child of it (a
+    worker running handlers in child processes: ``--pool process``)."""
+    return claim.pid is not None and claim.pid in (line["pid"], line.get("ppid"))
+
+
 def _executed_by(line: dict[str, Any], claim: Claim) -> bool:
     return (
         line["attempt"] == claim.attempt
-        and line["pid"] == claim.pid
+        and _ran_in(line, claim)
         and claim.at - SLACK <= _when(line)
         and (claim.end_at is None or _when(line) <= claim.end_at + SLACK)
     )
@@ -321,7 +331,7 @@ def _claim_of(line: dict[str, Any], claims: list[Claim]) -> Claim | None:
     found = [
         c
         for c in claims
-        if c.attempt == line["attempt"] and c.pid == line["pid"] and c.at - SLACK <= _when(line)
+        if c.attempt == line["attempt"] and _ran_in(line, c) and c.at - SLACK <= _when(line)
     ]
     return found[-1] if found else None
 

@@ -110,6 +110,7 @@ def note(kind: str, step: StepContext) -> None:
             "name": step.name,
             "attempt": step.attempt,
             "pid": os.getpid(),
+            "ppid": os.getppid(),  # the worker, when handlers run in child processes
             "t": round(time.time(), 6),
         }
     )

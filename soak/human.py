@@ -32,7 +32,7 @@ from tasker import Settings, Tasker
 CLI = [sys.executable, "-m", "tasker.cli"]
 EXIT_UNAVAILABLE = 3
 RECOVERY_ROUNDS = 3
-POLL_SECONDS = 1.0
+POLL_SECONDS = 2.0
 TERMINALS = 4  # commands the human runs at once
 
 
@@ -115,16 +115,18 @@ class Human:
             watched = [r for r in self.recoveries.values() if r.task_id not in self.busy]
         for recovery in watched:
             try:
-                task = self.tasker.get_task(recovery.task_id)
+                # The status alone (one row) is cheap; the steps only once it failed.
+                status = self.tasker.task_status(recovery.task_id)
+                task = self.tasker.get_task(recovery.task_id) if status == "error" else None
             except Exception:  # the database is restarting: look again next time
                 return
             with self.lock:
-                if task["status"] in ("complete", "cancelled", "resolved_manually") or (
-                    task["status"] == "error" and recovery.rounds >= RECOVERY_ROUNDS
+                if status in ("complete", "cancelled", "resolved_manually") or (
+                    status == "error" and recovery.rounds >= RECOVERY_ROUNDS
                 ):
                     del self.recoveries[recovery.task_id]
                     continue
-                if task["status"] != "error":
+                if task is None:
                     continue
                 self.busy.add(recovery.task_id)
             failed = [s["name"] for s in task["steps"] if s["status"] == "error"]

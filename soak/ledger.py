@@ -6,7 +6,7 @@ line it was writing (a torn last line is counted, not parsed). Kinds (``k``):
 
 - ``plan``: the suite created task ``task`` (workload index ``i``) with this plan.
 - ``ok``: a handler is about to return a storable result: ``task``, ``step`` (id),
-  ``name``, ``attempt``, ``pid``, ``t`` (Unix time). Written just before ``return``, so
+  ``name``, ``attempt``, ``pid``, ``ppid``, ``t`` (Unix time). Written just before ``return``, so
   a process killed after it has executed the step without the database knowing.
 - ``unstorable``: a handler is about to return a result the database must refuse.
 - ``human``: the human operator ran ``action`` on ``task`` (``step``): CLI exit ``code``.

@@ -53,6 +53,18 @@ def figure_lines(result: dict[str, Any]) -> list[str]:
             f"{spared['rss_mib_at_10%']} → {spared['rss_mib_at_50%']} → "
             f"{spared['rss_mib_at_100%']} MiB (10/50/100 %)"
         )
+    load = result.get("load_average") or {}
+    if load.get("mean") is not None:
+        lines.append(
+            f"machine: load average {load['mean']:.1f} on average, {load['max']:.1f} at most, "
+            f"on {load['cpus']} CPUs (shared with other engineers' runs)"
+        )
+    housekeeping = result.get("housekeeping")
+    if housekeeping:
+        lines.append(
+            f"autovacuum is off on this server: the suite ran VACUUM (ANALYZE) "
+            f"{housekeeping['runs']} times ({housekeeping['seconds']:.0f} s in all)"
+        )
     return lines
 
 

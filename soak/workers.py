@@ -255,17 +255,21 @@ def restart_postgres() -> dict[str, Any]:
 
 
 class RssSampler(threading.Thread):
-    """VmRSS of every live worker every ``interval`` seconds: ``[seconds, slot, pid, KiB]``."""
+    """VmRSS of every live worker every ``interval`` seconds: ``[seconds, slot, pid, KiB]``;
+    and the machine's 1-minute load average (the machine is shared: it says how much
+    else was running)."""
 
     def __init__(self, pool: WorkerPool, interval: float = 2.0):
         super().__init__(name="rss", daemon=True)
         self.pool = pool
         self.interval = interval
         self.samples: list[tuple[float, int, int, int]] = []
+        self.load: list[float] = []
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
+            self.load.append(os.getloadavg()[0])
             with self.pool._lock:
                 slots = list(enumerate(self.pool.slots))
             now = round(time.perf_counter() - self.pool.started, 1)

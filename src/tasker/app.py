@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
-from tasker.definitions import TemplateDefinition, TemplateRegistry
-from tasker.engine import creation, execution, recovery
+from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry
+from tasker.engine import coverage, creation, execution, recovery
 from tasker.engine.creation import TaskRequest
 from tasker.engine.views import event_json, task_json, transition_json
 from tasker.exceptions import DuplicateKey, NotFound, TemplateNotFound, TransientStoreError
@@ -48,8 +48,13 @@ class Tasker:
         self._stored_templates: dict[str, tuple[TemplateDefinition, int]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, clock: Clock | None = None) -> Tasker:
-        registry = TemplateRegistry.from_paths(settings.templates)
+    def from_settings(
+        cls, settings: Settings, *, clock: Clock | None = None, check_handlers: bool = True
+    ) -> Tasker:
+        """A Tasker on the configured database and templates. ``check_handlers=False``
+        loads templates without importing their handlers (a worker serves those that
+        import, see ``TemplateRegistry.load_handlers``)."""
+        registry = TemplateRegistry.from_paths(settings.templates, check_handlers=check_handlers)
         return cls(open_database(settings.database_url), registry, clock=clock, settings=settings)
 
     def close(self) -> None:
@@ -227,8 +232,10 @@ class Tasker:
         limit: int,
         namespaces: list[str] | None = None,
         lease_seconds: float | None = None,
+        handlers: list[str] | None = None,
         task_id: int | None = None,
     ) -> list[execution.ClaimedStep]:
+        """Claim up to ``limit`` claimable steps (of ``handlers`` only, when given)."""
         lease = lease_seconds or self.settings.lease_seconds
         claimed = self.write(
             lambda c: execution.claim_steps(
@@ -239,6 +246,7 @@ class Tasker:
                 namespaces=namespaces,
                 now=self.now(),
                 task_id=task_id,
+                handlers=handlers,
             )
         )
         self.metrics.steps_started.inc(len(claimed))
@@ -282,24 +290,79 @@ class Tasker:
             m.task_duration.observe(seconds)
 
     def next_claimable_at(
-        self, namespaces: list[str] | None = None, task_id: int | None = None
+        self,
+        namespaces: list[str] | None = None,
+        handlers: list[str] | None = None,
+        task_id: int | None = None,
     ) -> datetime | None:
         row = self.read(
-            lambda c: c.fetch_one("next_claimable_at", namespaces=namespaces, task_id=task_id)
+            lambda c: c.fetch_one(
+                "next_claimable_at", namespaces=namespaces, handlers=handlers, task_id=task_id
+            )
         )
         return row["claimable_at"] if row else None
 
     def has_live_work(
-        self, namespaces: list[str] | None = None, task_id: int | None = None
+        self,
+        namespaces: list[str] | None = None,
+        handlers: list[str] | None = None,
+        task_id: int | None = None,
     ) -> bool:
-        row = self.read(lambda c: c.fetch_one("live_work", namespaces=namespaces, task_id=task_id))
+        """Whether a step is running, or claimable (with one of ``handlers``, when given)."""
+        row = self.read(
+            lambda c: c.fetch_one(
+                "live_work", namespaces=namespaces, handlers=handlers, task_id=task_id
+            )
+        )
         return bool(row and row["n"])
+
+    # -- workers --------------------------------------------------------------------
+
+    def register_worker(
+        self,
+        worker_id: str,
+        *,
+        hostname: str,
+        pid: int,
+        namespaces: list[str],
+        concurrency: int,
+        lease_seconds: float,
+        handlers: HandlerCoverage,
+    ) -> None:
+        """Record a starting worker with the handlers it serves and its lease."""
+        self.write(
+            lambda c: coverage.register_worker(
+                c,
+                worker_id=worker_id,
+                hostname=hostname,
+                pid=pid,
+                namespaces=namespaces,
+                concurrency=concurrency,
+                lease_seconds=lease_seconds,
+                coverage=handlers,
+                now=self.now(),
+            )
+        )
+
+    def live_workers(self) -> list[coverage.LiveWorker]:
+        """Workers not stopped whose last heartbeat is within their lease."""
+        return self.read(
+            lambda c: coverage.live_workers(c, self.now(), self.settings.lease_seconds)
+        )
 
     # -- inspection -----------------------------------------------------------------
 
     def readiness(self, task_id: int) -> list[readiness_sql.StepReadiness]:
+        """The readiness rows of the task's steps (SQL), with ``no_worker_for_handler`` on
+        ready steps that no live worker serves while some worker is live (``coverage``)."""
         self.task_status(task_id)
-        return self.read(lambda c: readiness_sql.step_readiness(c, task_id, self.now()))
+        now = self.now()
+
+        def work(conn: Connection) -> list[readiness_sql.StepReadiness]:
+            rows = readiness_sql.step_readiness(conn, task_id, now)
+            return coverage.with_worker_coverage(conn, rows, now, self.settings.lease_seconds)
+
+        return self.read(work)
 
     def execution_context(self, task_id: int) -> readiness_sql.TaskExecutionContext:
         found = self.read(lambda c: readiness_sql.execution_context(c, task_id, self.now()))

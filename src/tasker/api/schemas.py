@@ -24,6 +24,8 @@ BlockingReason = Literal[
     "in_progress",
     "finished",
     "cancelled",
+    # Extension: ready, but no live worker serves the step's handler (tasker.engine.coverage).
+    "no_worker_for_handler",
 ]
 ExecutionStatus = Literal[
     "has_ready_steps",

@@ -94,18 +94,23 @@ def require_sqlite_file(url: str) -> None:
         )
 
 
-def open_tasker(ctx: typer.Context, *, with_templates: bool = False) -> Tasker:
+def open_tasker(
+    ctx: typer.Context, *, with_templates: bool = False, check_handlers: bool = True
+) -> Tasker:
     """A Tasker on the configured, fully migrated database.
 
     Templates are loaded only when the command needs them, so a broken template file
-    does not stop ``task list`` or ``task show``. Raises SchemaNotReady when migrations
-    are pending; nothing is ever created here.
+    does not stop ``task list`` or ``task show``; ``check_handlers=False`` loads them
+    without importing their handlers (a worker serves those that import). Raises
+    SchemaNotReady when migrations are pending; nothing is ever created here.
     """
     from tasker.store.migrations import ensure_current
 
     current = settings(ctx)
     registry = (
-        TemplateRegistry.from_paths(current.templates) if with_templates else TemplateRegistry()
+        TemplateRegistry.from_paths(current.templates, check_handlers=check_handlers)
+        if with_templates
+        else TemplateRegistry()
     )
     database = open_db(ctx)
     try:

@@ -13,9 +13,11 @@ from tasker.app import Tasker
 from tasker.cli import common
 from tasker.cli.progress import TaskProgress, print_summary, progress_console
 from tasker.cli.render import dag_tree, error_summary, state_text, table, when
+from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
-from tasker.exceptions import ValidationError
+from tasker.exceptions import TemplateNotFound, ValidationError
 from tasker.states import State
+from tasker.store.readiness import StepReadiness
 
 app = typer.Typer(name="task", help="Create, inspect and recover tasks.", no_args_is_help=True)
 
@@ -154,6 +156,7 @@ def show_command(
         readiness = {row.name: row for row in tasker.readiness(task_id)}
         levels = tasker.dependency_levels(task_id)
         execution = tasker.execution_context(task_id)
+        unserved = _unserved_handlers(tasker, task, readiness)
     console = common.stdout_console()
     console.print(
         Text.assemble(
@@ -190,7 +193,9 @@ def show_command(
         if step["next_retry_at"]:
             text.append(f"  next retry {step['next_retry_at']}", style="yellow")
         row = readiness.get(step_name)
-        if row is not None and row.blocking_reason and row.blocking_reason != "finished":
+        if step_name in unserved:
+            text.append(f"  blocked: no live worker serves handler {unserved[step_name]}")
+        elif row is not None and row.blocking_reason and row.blocking_reason != "finished":
             text.append(f"  blocked: {row.blocking_reason}", style="dim")
         elif row is not None and row.ready_for_execution:
             text.append("  ready", style="green")
@@ -208,6 +213,20 @@ def show_command(
         ),
         soft_wrap=False,  # wrap long labels, never crop
     )
+
+
+def _unserved_handlers(
+    tasker: Tasker, task: dict[str, Any], readiness: dict[str, StepReadiness]
+) -> dict[str, str]:
+    """``{step name: handler}`` of the steps no live worker serves (from the template)."""
+    names = [n for n, row in readiness.items() if row.blocking_reason == NO_WORKER_FOR_HANDLER]
+    if not names:
+        return {}
+    try:
+        template = tasker.template(task["name"], task["namespace"], task["version"])
+    except TemplateNotFound:  # not expected (a task keeps its template): show the bare reason
+        return {}
+    return {name: template.step(name).handler for name in names}
 
 
 @app.command("cancel")

@@ -49,7 +49,9 @@ def worker_command(
     """Run a worker: claim ready steps of any task and run them."""
     from tasker.engine.worker import Worker, WorkerOptions
 
-    with common.open_tasker(ctx, with_templates=True) as tasker:
+    # A handler that does not import here does not stop the worker: it serves the others
+    # and leaves those steps to workers that have them (it says which at start-up).
+    with common.open_tasker(ctx, with_templates=True, check_handlers=False) as tasker:
         if len(tasker.registry):
             tasker.register_templates()  # so `task create` elsewhere can find them
         worker = Worker(

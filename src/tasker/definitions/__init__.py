@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from tasker.definitions.builder import Template
 from tasker.definitions.loader import load_template_file, load_templates
-from tasker.definitions.registry import TemplateRegistry
+from tasker.definitions.registry import HandlerCoverage, TemplateRegistry
 from tasker.definitions.template import StepSpec, TemplateDefinition, validate_template
 
 __all__ = [
+    "HandlerCoverage",
     "StepSpec",
     "Template",
     "TemplateDefinition",

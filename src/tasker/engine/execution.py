@@ -82,13 +82,17 @@ def claim_steps(
     namespaces: list[str] | None,
     now: datetime,
     task_id: int | None = None,
+    handlers: list[str] | None = None,
 ) -> list[ClaimedStep]:
+    """Claim up to ``limit`` claimable steps; only of ``handlers`` when given (a worker
+    passes the handlers it loaded, so it never takes a step it cannot run)."""
     rows = conn.fetch_all(
         "claim_steps",
         worker_id=worker_id,
         limit=limit,
         lease_expires_at=now + timedelta(seconds=lease_seconds),
         namespaces=namespaces or None,
+        handlers=handlers,
         task_id=task_id,
         now=now,
     )

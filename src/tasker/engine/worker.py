@@ -22,11 +22,11 @@ from typing import Any, TypeVar
 from prometheus_client import start_http_server
 
 from tasker.app import Tasker
+from tasker.definitions import HandlerCoverage
 from tasker.engine.execution import ClaimedStep, Outcome
 from tasker.engine.executor import execute
 from tasker.events.bus import EventBus
 from tasker.events.consumer import EventDispatcher
-from tasker.store.database import Json
 
 log = logging.getLogger("tasker.worker")
 T = TypeVar("T")
@@ -168,7 +168,12 @@ class Worker:
             if want > 0:
                 try:
                     claimed = await self._db(
-                        self.tasker.claim, self.worker_id, want, self.namespaces, self.lease_seconds
+                        self.tasker.claim,
+                        self.worker_id,
+                        want,
+                        self.namespaces,
+                        self.lease_seconds,
+                        self.handlers,
                     )
                 except Exception:
                     log.exception("claiming failed; retrying shortly")
@@ -301,16 +306,19 @@ class Worker:
     # -- background -----------------------------------------------------------------
 
     def _register(self) -> None:
-        self.tasker.write(
-            lambda c: c.execute(
-                "register_worker",
-                id=self.worker_id,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                namespaces=Json(self.namespaces or []),
-                concurrency=self.options.concurrency,
-                now=self.tasker.now(),
-            )
+        # Only steps whose handler imports here are claimed: a worker deployed without
+        # some handlers leaves their steps to workers that have them.
+        served = self.tasker.registry.load_handlers(self.namespaces)
+        self.handlers: list[str] = list(served.handlers)
+        self._announce(served)
+        self.tasker.register_worker(
+            self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            namespaces=self.namespaces or [],
+            concurrency=self.options.concurrency,
+            lease_seconds=self.lease_seconds,
+            handlers=served,
         )
 
     def _heartbeat(self) -> None:
@@ -357,3 +365,16 @@ class Worker:
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
         return await self._loop.run_in_executor(self._db_pool, fn, *args)
+
+    def _announce(self, served: HandlerCoverage) -> None:
+        """Say what this worker serves and which handlers it could not load (and why)."""
+        log.info("worker %s %s", self.worker_id, served.summary())
+        if not served.handlers:
+            log.warning(
+                "worker %s can run no handler (check TASKER_TEMPLATES, --namespace and that "
+                "the handler modules import): it claims nothing%s",
+                self.worker_id,
+                "; exiting (--burst)" if self.options.burst else " until restarted",
+            )
+            if self.options.burst:
+                self.stop()

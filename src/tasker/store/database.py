@@ -29,6 +29,9 @@ JSON_COLUMNS = frozenset(
         "namespaces",
         "depends_on",
         "scopes",
+        "handlers",
+        "templates",
+        "handler_errors",
     }
 )
 # Columns holding booleans; SQLite stores them as 0/1.

@@ -25,11 +25,13 @@ JOIN tasker.steps p ON p.task_id = %(task_id)s AND p.name = r.parent
 JOIN tasker.steps c ON c.task_id = %(task_id)s AND c.name = r.child;
 
 -- claim_steps --
--- Claim up to `limit` claimable steps, oldest first, skipping rows other workers hold.
+-- Claim up to `limit` claimable steps (of `handlers`, when given), oldest first, skipping rows
+-- other workers hold.
 WITH picked AS (
     SELECT id, status FROM tasker.steps
     WHERE claimable_at <= %(now)s
       AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
+      AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))
       AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
     ORDER BY claimable_at, id
     LIMIT %(limit)s
@@ -148,16 +150,20 @@ WHERE claimed_by = %(worker_id)s AND status = 'in_progress'
 RETURNING id;
 
 -- next_claimable_at --
--- When the next step becomes claimable (to sleep until then instead of polling).
+-- When the next step (of `handlers`, when given) becomes claimable (to sleep until then).
 SELECT min(claimable_at) AS claimable_at FROM tasker.steps
 WHERE claimable_at IS NOT NULL
   AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
+  AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))
   AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);
 
 -- live_work --
--- Whether any step could still run without outside action (for --burst workers).
+-- Whether any step could still run without outside action (for --burst workers): running
+-- (it may release children), or claimable with one of `handlers` (when given).
 SELECT count(*) AS n FROM tasker.steps
-WHERE (status = 'in_progress' OR claimable_at IS NOT NULL)
+WHERE (status = 'in_progress'
+       OR (claimable_at IS NOT NULL
+           AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))))
   AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
   AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);
 

@@ -1,10 +1,12 @@
 -- register_worker --
--- A worker announces itself when it starts.
+-- A worker announces itself when it starts, with the handlers it serves and its lease.
 INSERT INTO tasker.workers (id, hostname, pid, namespaces, concurrency, started_at,
-    last_heartbeat_at)
-VALUES (%(id)s, %(hostname)s, %(pid)s, %(namespaces)s, %(concurrency)s, %(now)s, %(now)s)
+    last_heartbeat_at, handlers, templates, handler_errors, lease_seconds)
+VALUES (%(id)s, %(hostname)s, %(pid)s, %(namespaces)s, %(concurrency)s, %(now)s, %(now)s,
+    %(handlers)s, %(templates)s, %(handler_errors)s, %(lease_seconds)s)
 ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = EXCLUDED.last_heartbeat_at,
-    stopped_at = NULL;
+    stopped_at = NULL, handlers = EXCLUDED.handlers, templates = EXCLUDED.templates,
+    handler_errors = EXCLUDED.handler_errors, lease_seconds = EXCLUDED.lease_seconds;
 
 -- worker_heartbeat --
 -- A worker is alive.
@@ -19,3 +21,18 @@ UPDATE tasker.workers SET stopped_at = %(now)s, last_heartbeat_at = %(now)s WHER
 SELECT w.*, (SELECT count(*) FROM tasker.steps s
              WHERE s.claimed_by = w.id AND s.status = 'in_progress') AS held_steps
 FROM tasker.workers w ORDER BY w.started_at DESC;
+
+-- live_workers --
+-- Workers alive now: not stopped, and their last heartbeat within their lease.
+SELECT id, hostname, pid, namespaces, handlers, templates, handler_errors, concurrency,
+    COALESCE(lease_seconds, %(default_lease_seconds)s) AS lease_seconds, started_at,
+    last_heartbeat_at
+FROM tasker.workers
+WHERE stopped_at IS NULL
+  AND last_heartbeat_at >= %(now)s::timestamptz
+      - make_interval(secs => COALESCE(lease_seconds, %(default_lease_seconds)s))
+ORDER BY started_at, id;
+
+-- step_handlers --
+-- Namespace and handler of steps, to match them with the workers that serve them.
+SELECT id, namespace, handler FROM tasker.steps WHERE id = ANY(%(step_ids)s::bigint[]);

@@ -28,8 +28,9 @@ WHERE p.task_id = :task_id AND p.name = r.value ->> '$.parent'
   AND c.task_id = :task_id AND c.name = r.value ->> '$.child';
 
 -- claim_steps --
--- Claim up to `limit` claimable steps, oldest first. A pending step always has 0 attempts
--- and a failed one at least 1, so the state it came from follows from the new count.
+-- Claim up to `limit` claimable steps (of `handlers`, when given), oldest first. A pending
+-- step always has 0 attempts and a failed one at least 1, so the state it came from follows
+-- from the new count.
 UPDATE steps
 SET status = 'in_progress', attempts = attempts + 1, claimable_at = NULL,
     claimed_by = :worker_id, claim_token = lower(hex(randomblob(16))),
@@ -40,6 +41,7 @@ WHERE id IN (
     SELECT id FROM steps
     WHERE claimable_at <= :now
       AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
+      AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
       AND (:task_id IS NULL OR task_id = :task_id)
     ORDER BY claimable_at, id
     LIMIT :limit
@@ -151,16 +153,20 @@ WHERE claimed_by = :worker_id AND status = 'in_progress'
 RETURNING id;
 
 -- next_claimable_at --
--- When the next step becomes claimable (to sleep until then instead of polling).
+-- When the next step (of `handlers`, when given) becomes claimable (to sleep until then).
 SELECT min(claimable_at) AS claimable_at FROM steps
 WHERE claimable_at IS NOT NULL
   AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
+  AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
   AND (:task_id IS NULL OR task_id = :task_id);
 
 -- live_work --
--- Whether any step could still run without outside action (for --burst workers).
+-- Whether any step could still run without outside action (for --burst workers): running
+-- (it may release children), or claimable with one of `handlers` (when given).
 SELECT count(*) AS n FROM steps
-WHERE (status = 'in_progress' OR claimable_at IS NOT NULL)
+WHERE (status = 'in_progress'
+       OR (claimable_at IS NOT NULL
+           AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))))
   AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
   AND (:task_id IS NULL OR task_id = :task_id);
 
