@@ -86,7 +86,8 @@ class Cli:
 
     env: dict[str, str]
 
-    def __call__(self, *args: str, timeout: float = 60) -> Result:
+    def __call__(self, *args: str | bytes, timeout: float = 60) -> Result:
+        """Run ``tasker *args``; a bytes argument is passed as is (invalid UTF-8, say)."""
         done = subprocess.run(
             [sys.executable, "-m", "tasker.cli", *args],
             env=self.env,
@@ -97,7 +98,7 @@ class Cli:
         assert "Traceback" not in done.stderr, done.stderr
         return Result(done.returncode, done.stdout, done.stderr)
 
-    def ok(self, *args: str) -> Result:
+    def ok(self, *args: str | bytes) -> Result:
         result = self(*args)
         assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
         return result

@@ -487,6 +487,37 @@ def test_context_a_database_cannot_store_is_refused_on_both_backends(
     assert tasker.list_tasks() == []
 
 
+def test_a_reason_a_database_cannot_store_is_refused_and_changes_nothing(
+    database: Database, clock: FakeClock
+) -> None:
+    # Given a failed task (invalid UTF-8 from a command line arrives as a lone surrogate)
+    tpl = Template("declined")
+
+    @tpl.step()
+    def charge(step: Any) -> None:
+        raise PermanentError("card declined")
+
+    tasker = make_tasker(database, clock, tpl)
+    task_id, _ = tasker.create_task(TaskRequest("declined"))
+    assert run_until_final(tasker, task_id) == "error"
+    history = tasker.transitions(task_id)
+    bad = "paid by phone \udcff"
+    # When an operator acts with a reason no database can store, Then each is refused
+    for act in (
+        lambda: tasker.cancel_task(task_id, reason=bad),
+        lambda: tasker.retry_task(task_id, reason=bad),
+        lambda: tasker.retry_step(task_id, "charge", reason=bad),
+        lambda: tasker.resolve_step(task_id, "charge", reason=bad),
+    ):
+        with pytest.raises(ValidationError, match="reason is not storable"):
+            act()
+    # And a lookup by such a name is refused too, rather than failing in the driver
+    with pytest.raises(ValidationError, match="not valid Unicode"):
+        tasker.list_tasks(namespace="default\udcff")
+    # And nothing changed
+    assert tasker.task_status(task_id) == "error" and tasker.transitions(task_id) == history
+
+
 def test_invalid_transition_message_names_plain_states(
     database: Database, clock: FakeClock, calls: Calls
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from tasker.exceptions import (
     TaskerError,
     ValidationError,
 )
+from tasker.payloads import MAX_DEPTH
 from tasker.store.database import Database, open_database
 
 EXIT_OK = 0
@@ -138,6 +140,8 @@ def parse_json_option(value: str | None, option: str) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"{option} is not valid JSON: {exc}") from None
+    except RecursionError:  # the parser recurses: far deeper than anything storable
+        raise ValidationError(f"{option} is nested deeper than {MAX_DEPTH} levels") from None
 
 
 def parse_context(value: str) -> dict[str, Any]:
@@ -219,35 +223,58 @@ def exit_code_for(status: str) -> int:
     return EXIT_OK if status in SUCCESS_STATES else EXIT_TASK_FAILED
 
 
+# The bounds of what the CLI sends to the database, checked before anything is sent, so a
+# number too large is a usage error (exit 2) rather than the driver's overflow.
+MAX_ID = 2**63 - 1
+"""Largest id, event position or batch size: both databases hold signed 64-bit integers."""
+MAX_DURATION = timedelta(days=36500)
+"""Longest duration accepted (100 years): ``now`` minus it is still a valid time."""
+MAX_DURATION_SECONDS = MAX_DURATION.total_seconds()
+
 _DURATION_UNITS_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value: str, option: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` as a timedelta; bad input exits 2."""
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` as a timedelta, from zero to
+    ``MAX_DURATION``; anything else exits 2."""
     text = value.strip().lower()
     unit = text[-1:] if text[-1:] in _DURATION_UNITS_SECONDS else ""
     number = text[:-1] if unit else text
     try:
         amount = float(number)
     except ValueError:
-        amount = -1.0
-    if not unit or amount < 0:
+        amount = math.nan
+    if not unit or math.isnan(amount) or amount < 0:
         raise typer.BadParameter(
             f"{value!r} is not a duration such as 30d, 12h, 90m or 45s", param_hint=option
         )
-    return timedelta(seconds=amount * _DURATION_UNITS_SECONDS[unit])
+    seconds = amount * _DURATION_UNITS_SECONDS[unit]
+    if seconds > MAX_DURATION_SECONDS:
+        raise typer.BadParameter(
+            f"{value!r} is longer than the longest duration accepted, {MAX_DURATION.days}d",
+            param_hint=option,
+        )
+    return timedelta(seconds=seconds)
 
 
 def parse_time(value: str, option: str) -> datetime:
-    """An ISO 8601 date or time; a date means its midnight UTC, a time without zone is UTC."""
+    """An ISO 8601 date or time, in UTC; a date means its midnight UTC, a time without zone
+    is UTC. A time that is no valid UTC time (year 1 or 9999 past an offset) exits 2."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     except ValueError:
         raise typer.BadParameter(
             f"{value!r} is not an ISO 8601 date or time such as 2026-01-31", param_hint=option
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except OverflowError:
+        raise typer.BadParameter(
+            f"{value!r} is out of range: in UTC it falls outside years 1 to 9999",
+            param_hint=option,
+        ) from None
 
+
+TaskIdArgument = Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Task id.")]
 
 # Options shared by `task create` and `run`.
 TemplateNameArgument = Annotated[str, typer.Argument(help="Template name.")]

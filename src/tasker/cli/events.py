@@ -27,9 +27,13 @@ def tail_command(
         bool, typer.Option("--follow", "-f", help="Keep printing new events until interrupted.")
     ] = False,
     cursor: Annotated[
-        int, typer.Option("--from", min=0, help="Print events after this event id.")
+        int,
+        typer.Option("--from", min=0, max=common.MAX_ID, help="Print events after this event id."),
     ] = 0,
-    task_id: Annotated[int | None, typer.Option("--task", help="Only this task's events.")] = None,
+    task_id: Annotated[
+        int | None,
+        typer.Option("--task", min=1, max=common.MAX_ID, help="Only this task's events."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line, as the event log holds it.")
     ] = False,
@@ -80,7 +84,10 @@ def prune_command(
         str, typer.Option("--older-than", help="Delete events older than this (30d, 12h...).")
     ],
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Events deleted per transaction.")
+        int,
+        typer.Option(
+            "--batch-size", min=1, max=common.MAX_ID, help="Events deleted per transaction."
+        ),
     ] = 1000,
 ) -> None:
     """Delete old events in small batches, so workers are never held up."""

@@ -33,8 +33,8 @@ def run_command(
     )
     console, live = progress_console(as_json)
     with common.open_tasker(ctx, with_templates=True) as tasker:
-        tasker.register_templates()
         task_id, _ = tasker.create_task(request, actor=common.actor())
+        tasker.register_templates()  # once the request is known valid
         started = time.monotonic()
         with TaskProgress(console, live=live) as progress:
             progress.update(tasker.get_task(task_id))

@@ -11,14 +11,13 @@ from tasker.exceptions import ValidationError
 
 app = typer.Typer(name="step", help="Manual recovery of one step.", no_args_is_help=True)
 
-TaskIdArgument = Annotated[int, typer.Argument(help="Task id.")]
 StepArgument = Annotated[str, typer.Argument(help="Step name.")]
 
 
 @app.command("retry")
 def retry_command(
     ctx: typer.Context,
-    task_id: TaskIdArgument,
+    task_id: common.TaskIdArgument,
     step: StepArgument,
     reason: Annotated[
         str | None, typer.Option(help="Why; stored in the transition history.")
@@ -33,7 +32,7 @@ def retry_command(
 @app.command("resolve")
 def resolve_command(
     ctx: typer.Context,
-    task_id: TaskIdArgument,
+    task_id: common.TaskIdArgument,
     step: StepArgument,
     reason: Annotated[str, typer.Option(help="Why the step is declared done (required).")],
     results: Annotated[

@@ -66,8 +66,10 @@ def create_command(
         tags=tuple(tag or ()),
     )
     with common.open_tasker(ctx, with_templates=True) as tasker:
-        tasker.register_templates()  # so workers and other processes can see them
         task_id, created = tasker.create_task(request, actor=common.actor())
+        # Once the request is known valid (nothing is written otherwise): store every
+        # template, so workers and other processes can see them.
+        tasker.register_templates()
         if not created:
             common.info(f"task {task_id} already exists for idempotency key {idempotency_key!r}")
         if not wait:
@@ -106,7 +108,10 @@ def list_command(
     name: Annotated[str | None, typer.Option(help="Only tasks of this template.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
     before_id: Annotated[
-        int | None, typer.Option(help="Only tasks with a smaller id (the next page).")
+        int | None,
+        typer.Option(
+            min=1, max=common.MAX_ID, help="Only tasks with a smaller id (the next page)."
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON array of tasks (without steps).")
@@ -143,7 +148,7 @@ def list_command(
 @app.command("show")
 def show_command(
     ctx: typer.Context,
-    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    task_id: common.TaskIdArgument,
     as_json: JsonOption = False,
 ) -> None:
     """Show a task: its DAG of steps with states, attempts, next retry, blocking reason
@@ -232,7 +237,7 @@ def _unserved_handlers(
 @app.command("cancel")
 def cancel_command(
     ctx: typer.Context,
-    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    task_id: common.TaskIdArgument,
     reason: ReasonOption = None,
 ) -> None:
     """Cancel a task: its pending and failed steps are cancelled; running ones finish
@@ -245,7 +250,7 @@ def cancel_command(
 @app.command("retry")
 def retry_command(
     ctx: typer.Context,
-    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    task_id: common.TaskIdArgument,
     reason: ReasonOption = None,
 ) -> None:
     """Re-open the failed steps of a failed task (attempts reset); workers run them again."""
@@ -262,7 +267,10 @@ def prune_command(
         typer.Option("--finished-before", help="Delete tasks finished before this date/time."),
     ],
     batch_size: Annotated[
-        int, typer.Option("--batch-size", min=1, help="Tasks deleted per transaction.")
+        int,
+        typer.Option(
+            "--batch-size", min=1, max=common.MAX_ID, help="Tasks deleted per transaction."
+        ),
     ] = 200,
 ) -> None:
     """Delete finished tasks (with their steps, history and events) in small batches."""

@@ -16,10 +16,14 @@ from tasker.events.bus import EventBus
 from tasker.observability.logging import configure_logging
 from tasker.observability.tracing import configure_from_env as configure_tracing
 
+MAX_CONCURRENCY = 10_000  # steps in flight in one process; the workers table holds an int32
+
 
 def worker_command(
     ctx: typer.Context,
-    concurrency: Annotated[int, typer.Option(min=1, help="Steps in flight at once.")] = 10,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=MAX_CONCURRENCY, help="Steps in flight at once.")
+    ] = 10,
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", help="Only claim steps of this namespace (repeatable)."),
@@ -29,10 +33,19 @@ def worker_command(
     ] = False,
     lease_seconds: Annotated[
         float | None,
-        typer.Option(min=0.001, help="Claim lifetime without a heartbeat (default: settings)."),
+        typer.Option(
+            min=0.001,
+            max=common.MAX_DURATION_SECONDS,
+            help="Claim lifetime without a heartbeat (default: settings).",
+        ),
     ] = None,
     grace_seconds: Annotated[
-        float, typer.Option(min=0, help="On stop, how long running steps may finish.")
+        float,
+        typer.Option(
+            min=0,
+            max=common.MAX_DURATION_SECONDS,
+            help="On stop, how long running steps may finish.",
+        ),
     ] = 30.0,
     metrics_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port.")

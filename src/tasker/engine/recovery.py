@@ -13,7 +13,7 @@ from tasker.engine.execution import release_children
 from tasker.engine.finalization import finalize_tasks, set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
 from tasker.exceptions import InvalidTransition, NotFound
-from tasker.payloads import check_storable
+from tasker.payloads import check_storable, check_text
 from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State, can_transition
 from tasker.store.database import Connection, Json, Row
 
@@ -30,6 +30,12 @@ def _lock_step(conn: Connection, task_id: int, step_name: str) -> Row:
     if not rows:
         raise NotFound(f"task {task_id} has no step {step_name!r}")
     return rows[0]
+
+
+def _check_reason(reason: str | None) -> None:
+    """A reason is stored in the history: refuse one no database can store."""
+    if reason is not None:
+        check_text(reason, "reason")
 
 
 def _step_label(task_id: int, step_name: str) -> str:
@@ -102,6 +108,7 @@ def cancel_task(
 ) -> bool:
     """Cancel pending and failed steps and the task. Running steps finish, but their
     results are discarded when they report. Returns False when already cancelled."""
+    _check_reason(reason)
     task = _lock_task(conn, task_id)
     if not _check_task(task, State.CANCELLED):
         return False
@@ -120,6 +127,7 @@ def retry_task(
     conn: Connection, task_id: int, now: datetime, *, actor: str | None, reason: str | None
 ) -> list[str]:
     """Re-open every failed step of a failed task (attempts reset); the task runs again."""
+    _check_reason(reason)
     task = _lock_task(conn, task_id)
     if task["status"] != "error":
         raise InvalidTransition(
@@ -148,6 +156,7 @@ def retry_step(
     reason: str | None,
 ) -> None:
     """Re-open one failed step with its attempts reset; a failed task runs again."""
+    _check_reason(reason)
     task = _lock_task(conn, task_id)
     step = _lock_step(conn, task_id, step_name)
     if step["status"] != "error":
@@ -180,6 +189,7 @@ def resolve_step(
     results: Any = None,
 ) -> None:
     """Declare a pending or failed step done by hand; its dependents proceed."""
+    _check_reason(reason)
     check_storable(results, "results")
     task = _lock_task(conn, task_id)
     step = _lock_step(conn, task_id, step_name)

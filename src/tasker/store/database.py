@@ -7,10 +7,13 @@ this layer branches on the dialect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from tasker.exceptions import ValidationError
+from tasker.payloads import text_problems
 
 Row = dict[str, Any]
 
@@ -93,6 +96,20 @@ class Database(Protocol):
     def notify(self, channel: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+def unencodable_text(query: str, params: Mapping[str, Any]) -> ValidationError:
+    """What a driver's UnicodeEncodeError means: a text parameter holds a lone surrogate
+    (invalid UTF-8 from a command line, say), which no database can store or match.
+    The error names the parameter, so a lookup by such a name is bad input (exit 2, 422)."""
+    found = [
+        f"{name} {text!r} {problem}"
+        for name, value in params.items()
+        for text in (value if isinstance(value, list | tuple) else [value])
+        if isinstance(text, str)
+        for problem in text_problems(text)
+    ]
+    return ValidationError("; ".join(found) or f"{query}: a parameter is not valid Unicode")
 
 
 def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

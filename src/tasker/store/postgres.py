@@ -22,7 +22,7 @@ from tasker.exceptions import (
     StoreError,
     TransientStoreError,
 )
-from tasker.store.database import Json, Row
+from tasker.store.database import Json, Row, unencodable_text
 from tasker.store.queries import load_queries
 
 
@@ -81,10 +81,13 @@ class PostgresConnection:
 
     def _run(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[dict[str, Any]]:
         with translate_errors(query):
-            return self._raw.execute(
-                self._queries[query],
-                {k: _to_sql(v) for k, v in params.items()},
-            )
+            try:
+                return self._raw.execute(
+                    self._queries[query],
+                    {k: _to_sql(v) for k, v in params.items()},
+                )
+            except UnicodeEncodeError:  # raised before sending: the transaction is intact
+                raise unencodable_text(query, params) from None
 
     def fetch_all(self, query: str, /, **params: Any) -> list[Row]:
         cursor = self._run(query, params)

@@ -24,7 +24,14 @@ from tasker.exceptions import (
     StoreError,
     TransientStoreError,
 )
-from tasker.store.database import BOOL_COLUMNS, JSON_COLUMNS, Json, Row, is_time_column
+from tasker.store.database import (
+    BOOL_COLUMNS,
+    JSON_COLUMNS,
+    Json,
+    Row,
+    is_time_column,
+    unencodable_text,
+)
 from tasker.store.queries import load_queries
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -94,6 +101,8 @@ class SQLiteConnection:
         sql = self._queries[query]
         try:
             return self._raw.execute(sql, {k: _to_sql(v) for k, v in params.items()})
+        except UnicodeEncodeError:
+            raise unencodable_text(query, params) from None
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 raise DuplicateKey(str(exc)) from exc
