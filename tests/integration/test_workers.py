@@ -21,6 +21,7 @@ import psycopg
 import pytest
 import yaml
 
+from postgres_restart import restart_postgres, restartable_postgres
 from tasker import Settings, Tasker, TaskRequest
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -263,26 +264,7 @@ def _running(env: dict[str, str], task_ids: list[int]) -> int:
         )
 
 
-def restart_postgres() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode == 0:
-            return
-        time.sleep(0.2)
-    raise AssertionError("PostgreSQL did not come back")
-
-
-@pytest.mark.skipif(
-    not os.path.isdir("/etc/postgresql") or os.geteuid() != 0,
-    reason="needs a local PostgreSQL cluster this test may restart",
-)
+@restartable_postgres
 def test_a_database_restart_mid_run_loses_and_duplicates_nothing(env: dict[str, str]) -> None:
     url = env["TASKER_DATABASE_URL"]
     with tasker_for(env) as tasker:

@@ -128,6 +128,7 @@ class PostgresDatabase:
                 "connect_timeout": max(int(connect_timeout_seconds), 1),
             },
             timeout=connect_timeout_seconds,
+            check=self._check_connection,
             open=False,
         )
         # One direct attempt first: a refused or misnamed server fails at once with the
@@ -138,6 +139,20 @@ class PostgresDatabase:
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()
 
+    def _check_connection(self, raw: psycopg.Connection[dict[str, Any]]) -> None:
+        """Try a connection (an empty query, one round trip) before the pool lends it.
+
+        After PostgreSQL restarts every idle connection is dead: lent, each failed a
+        request (503) until the pool noticed. A dead one is discarded, and since the
+        others are then dead too, they are all replaced at once (``check``), rather than
+        one per request with the pool's growing back-off between them.
+        """
+        try:
+            psycopg_pool.ConnectionPool.check_connection(raw)
+        except psycopg.Error:
+            self._pool.check()
+            raise
+
     @contextmanager
     def transaction(self) -> Iterator[PostgresConnection]:
         with (
@@ -145,7 +160,7 @@ class PostgresDatabase:
             self._pool.connection() as raw,
             raw.transaction(),
         ):
-            yield PostgresConnection(raw, self._queries)  # type: ignore[arg-type]
+            yield PostgresConnection(raw, self._queries)
 
     @contextmanager
     def read(self) -> Iterator[PostgresConnection]:
@@ -154,7 +169,7 @@ class PostgresDatabase:
             # psycopg opens the transaction implicitly; this must be its first statement.
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                yield PostgresConnection(raw, self._queries)  # type: ignore[arg-type]
+                yield PostgresConnection(raw, self._queries)
             finally:
                 raw.rollback()
 
