@@ -4,8 +4,12 @@ docs/reliability.md (between ``<!-- soak:<backend>:begin -->`` and ``…:end -->
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+from soak.facts import Facts
+from soak.plan import TaskPlan
 
 
 def mark(passed: bool | None) -> str:
@@ -76,8 +80,10 @@ def markdown(result: dict[str, Any], command: str, commit: str) -> str:
     )
     extra = "\n".join(f"- {line}" for line in figure_lines(result))
     verdict = "all invariants held" if result["passed"] else "**invariants failed**"
+    changes = len(result.get("worktree_changes") or [])
+    tree = f" + {changes} uncommitted files in src/" if changes else ""
     return (
-        f"`{command}` — {result['began_at']}, commit {commit}: {verdict}.\n\n"
+        f"`{command}` — {result['began_at']}, commit {commit}{tree}: {verdict}.\n\n"
         f"{workload['tasks']:,} tasks ({workload['all_retryable_tasks']:,} all-retryable, "
         f"{workload['fails_for_good_tasks']:,} planned to fail for good), "
         f"{workload['steps']:,} steps, {result['workers']} worker processes, "
@@ -97,3 +103,76 @@ def update_docs(path: Path, backend: str, body: str) -> None:
     else:
         head, tail = text.rstrip("\n") + "\n\n", "\n"
     path.write_text(f"{head}{begin}\n{body}{end}{tail}")
+
+
+def workload_figures(plans: list[TaskPlan], facts: Facts) -> dict[str, Any]:
+    behaviours: dict[str, int] = {}
+    for plan in plans:
+        for behaviour in plan.steps.values():
+            key = behaviour.do + (f":{behaviour.kind}" if behaviour.kind else "")
+            behaviours[key] = behaviours.get(key, 0) + 1
+    shapes: dict[str, int] = {}
+    for plan in plans:
+        shapes[plan.shape] = shapes.get(plan.shape, 0) + 1
+    return {
+        "tasks": len(plans),
+        "steps": len(facts.steps),
+        "all_retryable_tasks": sum(p.all_retryable for p in plans),
+        "fails_for_good_tasks": sum(not p.all_retryable for p in plans),
+        "shapes": shapes,
+        "planned_misbehaviours": dict(sorted(behaviours.items())),
+        "steps_complete": sum(s["status"] == "complete" for s in facts.steps.values()),
+        "claims": sum(len(c) for c in facts.claims.values()),
+    }
+
+
+def human_figures(actions: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for action in actions:
+        key = f"{action['action']} exit {action['code']}"
+        counts[key] = counts.get(key, 0) + 1
+    return {"actions": dict(sorted(counts.items())), "log": actions[:200]}
+
+
+def rss_figures(samples: list[tuple[float, int, int, int]]) -> dict[str, Any]:
+    """Peak RSS, and the spared worker (slot 0, never signalled by the chaos) over the run:
+    its RSS at 10 %, 50 % and 100 % of its life, and the growth from 50 % to 100 %."""
+    by_pid: dict[int, list[tuple[float, int]]] = {}
+    for seconds, _slot, pid, kib in samples:
+        by_pid.setdefault(pid, []).append((seconds, kib))
+    spared_pids = [pid for seconds, slot, pid, kib in samples if slot == 0]
+    result: dict[str, Any] = {
+        "peak_mib": round(max((s[3] for s in samples), default=0) / 1024, 1),
+        "processes": len(by_pid),
+        "samples": [list(s) for s in samples],
+    }
+    if spared_pids:
+        series = by_pid[spared_pids[-1]]
+
+        def at(fraction: float) -> float:
+            index = min(len(series) - 1, max(0, round(fraction * (len(series) - 1))))
+            return round(series[index][1] / 1024, 1)
+
+        result["spared_worker"] = {
+            "pid": spared_pids[-1],
+            "seconds": round(series[-1][0] - series[0][0], 1),
+            "rss_mib_at_10%": at(0.1),
+            "rss_mib_at_50%": at(0.5),
+            "rss_mib_at_100%": at(1.0),
+            "growth_50_to_100": round((at(1.0) - at(0.5)) / at(0.5), 4) if at(0.5) else None,
+        }
+    return result
+
+
+def main(argv: list[str]) -> int:
+    """``python -m soak.report RESULT.json DOC.md``: rewrite DOC's section for the run in
+    RESULT (after editing the report's wording, without running the soak again)."""
+    result = json.loads(Path(argv[0]).read_text())
+    update_docs(
+        Path(argv[1]), result["backend"], markdown(result, result["command"], result["commit"])
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

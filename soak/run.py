@@ -12,24 +12,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from benchmarks.harness import Probe, Run, admin, drop_database, remove_sqlite, server_url
+from benchmarks.harness import Run
 from benchmarks.processes import Process
 
-from soak import checks
+from soak import checks, report
+from soak.database import Housekeeper, in_progress_steps, soak_database, task_counts
 from soak.facts import FINAL_TASK_STATES, read_facts
 from soak.ledger import LEDGER_ENV, Ledger
 from soak.plan import TaskPlan, chaos_schedule
@@ -107,34 +104,6 @@ class SoakRun(Run):
         )
 
 
-@contextlib.contextmanager
-def soak_database(backend: str, workdir: Path, seed: int, keep: bool) -> Iterator[str]:
-    """A fresh, migrated database (``tasker_soak_<seed>_<random>``), dropped afterwards."""
-    from tasker.store.database import open_database
-    from tasker.store.migrations import upgrade
-
-    name = f"tasker_soak_{seed}_{uuid.uuid4().hex[:6]}"
-    if backend == "postgres":
-        admin(f'CREATE DATABASE "{name}"')
-        url = server_url(name)
-    else:
-        url = f"sqlite:///{workdir / (name + '.db')}"
-    db = open_database(url)
-    try:
-        upgrade(db)
-    finally:
-        db.close()
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept the database: {url}", flush=True)
-        elif backend == "postgres":
-            drop_database(name)
-        else:
-            remove_sqlite(workdir / f"{name}.db")
-
-
 class Feeder(threading.Thread):
     """Creates the tasks evenly over the window; a database that is away (restarting) is
     waited for, and the idempotency key makes a retried creation return the same task."""
@@ -194,69 +163,6 @@ class Feeder(threading.Thread):
         finally:
             self.seconds = time.perf_counter() - began
             tasker.close()
-
-
-class Housekeeper(threading.Thread):
-    """What autovacuum does, for a server that has it switched off (this development
-    machine's has: ``SHOW autovacuum`` is ``off``). Without statistics the planner
-    hash-joins the whole steps table to fetch parent results (measured: 0.6 s per claim
-    at 95,000 steps, throughput down fivefold), which no production server would show.
-    Every ``interval`` seconds: ``VACUUM (ANALYZE)`` the tables the workers update,
-    ``ANALYZE`` the ones they append to. Reported in the result (``housekeeping``)."""
-
-    TABLES = ("tasks", "steps", "step_edges", "step_transitions", "task_transitions", "events")
-
-    def __init__(self, url: str, interval: float = 30.0):
-        super().__init__(name="housekeeper", daemon=True)
-        self.url = url
-        self.interval = interval
-        self.runs = 0
-        self.seconds = 0.0
-        self.stopping = threading.Event()
-
-    @staticmethod
-    def needed(url: str) -> bool:
-        if url.startswith("sqlite:"):
-            return False
-        with psycopg.connect(url, autocommit=True) as conn:
-            row = conn.execute("SHOW autovacuum").fetchone()
-        return row is not None and row[0] == "off"
-
-    def run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            began = time.perf_counter()
-            try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute("VACUUM (ANALYZE) tasker.tasks, tasker.steps")
-                    others = ", ".join(f"tasker.{t}" for t in self.TABLES[2:])
-                    conn.execute(f"ANALYZE {others}")
-            except psycopg.Error:
-                continue  # the server restarting: next time
-            self.runs += 1
-            self.seconds += time.perf_counter() - began
-
-
-def task_counts(url: str) -> dict[str, int] | None:
-    """Tasks by status, or None while the database cannot be reached."""
-    try:
-        with Probe(url) as probe:
-            rows = probe.rows("SELECT status, count(*) AS n FROM tasker.tasks GROUP BY status")
-    except Exception:
-        return None
-    return {row["status"]: int(row["n"]) for row in rows}
-
-
-def in_progress_steps(url: str) -> list[dict[str, Any]]:
-    for _ in range(30):
-        try:
-            with Probe(url) as probe:
-                return probe.rows(
-                    "SELECT id, task_id, claimed_by, lease_expires_at FROM tasker.steps"
-                    " WHERE status = 'in_progress'"
-                )
-        except Exception:
-            time.sleep(1)
-    raise RuntimeError("cannot read the database")
 
 
 def soak_backend(
@@ -379,14 +285,14 @@ def soak_backend(
         },
         "passed": all(c.passed is not False for c in checks_done),
         "checks": [asdict(c) for c in checks_done],
-        "workload": workload_figures(plans, facts),
+        "workload": report.workload_figures(plans, facts),
         "chaos": monkey.log,
         "worker_exits": pool.exits_json(),
         "final_stop": [asdict(e) for e in stops],
         "worker_starts": pool.starts,
         "feeder_retries": feeder.retries,
-        "human": human_figures(facts.human),
-        "rss": rss_figures(rss.samples, elapsed),
+        "human": report.human_figures(facts.human),
+        "rss": report.rss_figures(rss.samples),
         "load_average": {
             "mean": round(sum(rss.load) / len(rss.load), 2) if rss.load else None,
             "max": max(rss.load, default=None),
@@ -444,65 +350,6 @@ class Progress:
             f"worker exits {len(exits)} ({unexpected} unexpected)",
             flush=True,
         )
-
-
-def workload_figures(plans: list[TaskPlan], facts: Any) -> dict[str, Any]:
-    behaviours: dict[str, int] = {}
-    for plan in plans:
-        for behaviour in plan.steps.values():
-            key = behaviour.do + (f":{behaviour.kind}" if behaviour.kind else "")
-            behaviours[key] = behaviours.get(key, 0) + 1
-    shapes: dict[str, int] = {}
-    for plan in plans:
-        shapes[plan.shape] = shapes.get(plan.shape, 0) + 1
-    return {
-        "tasks": len(plans),
-        "steps": len(facts.steps),
-        "all_retryable_tasks": sum(p.all_retryable for p in plans),
-        "fails_for_good_tasks": sum(not p.all_retryable for p in plans),
-        "shapes": shapes,
-        "planned_misbehaviours": dict(sorted(behaviours.items())),
-        "steps_complete": sum(s["status"] == "complete" for s in facts.steps.values()),
-        "claims": sum(len(c) for c in facts.claims.values()),
-    }
-
-
-def human_figures(actions: list[dict[str, Any]]) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for action in actions:
-        key = f"{action['action']} exit {action['code']}"
-        counts[key] = counts.get(key, 0) + 1
-    return {"actions": dict(sorted(counts.items())), "log": actions[:200]}
-
-
-def rss_figures(samples: list[tuple[float, int, int, int]], elapsed: float) -> dict[str, Any]:
-    """Peak RSS, and the spared worker (slot 0, never signalled by the chaos) over the run:
-    its RSS at 10 %, 50 % and 100 % of its life, and the growth from 50 % to 100 %."""
-    by_pid: dict[int, list[tuple[float, int]]] = {}
-    for seconds, _slot, pid, kib in samples:
-        by_pid.setdefault(pid, []).append((seconds, kib))
-    spared_pids = [pid for seconds, slot, pid, kib in samples if slot == 0]
-    result: dict[str, Any] = {
-        "peak_mib": round(max((s[3] for s in samples), default=0) / 1024, 1),
-        "processes": len(by_pid),
-        "samples": [list(s) for s in samples],
-    }
-    if spared_pids:
-        series = by_pid[spared_pids[-1]]
-
-        def at(fraction: float) -> float:
-            index = min(len(series) - 1, max(0, round(fraction * (len(series) - 1))))
-            return round(series[index][1] / 1024, 1)
-
-        result["spared_worker"] = {
-            "pid": spared_pids[-1],
-            "seconds": round(series[-1][0] - series[0][0], 1),
-            "rss_mib_at_10%": at(0.1),
-            "rss_mib_at_50%": at(0.5),
-            "rss_mib_at_100%": at(1.0),
-            "growth_50_to_100": round((at(1.0) - at(0.5)) / at(0.5), 4) if at(0.5) else None,
-        }
-    return result
 
 
 def restart_unavailable() -> str | None:
