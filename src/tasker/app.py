@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
 from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry
-from tasker.engine import coverage, creation, execution, recovery
+from tasker.engine import coverage, creation, execution, recovery, retention
 from tasker.engine.creation import TaskRequest
 from tasker.engine.views import event_json, task_json, transition_json
 from tasker.exceptions import DuplicateKey, NotFound, TemplateNotFound, TransientStoreError
@@ -386,17 +386,28 @@ class Tasker:
 
     # -- retention ------------------------------------------------------------------
 
-    def prune_events(self, older_than: timedelta, *, batch_size: int = 1000) -> int:
-        """Delete events older than ``older_than``, one short transaction per batch."""
-        before = self.now() - older_than
+    def prune_events(
+        self, older_than: timedelta, *, batch_size: int = 1000, force: bool = False
+    ) -> retention.EventPrune:
+        """Delete events older than ``older_than``, one short transaction per batch, but
+        none that an active durable consumer has not read yet, unless ``force``. Says how
+        many were deleted, and how many were kept for which consumer (``retention``)."""
+        now = self.now()
+        before = now - older_than
         total = 0
         while True:
             deleted = self.write(
-                lambda c: c.execute("prune_events", before=before, limit=batch_size)
+                lambda c: retention.prune_events_batch(
+                    c, before=before, now=now, limit=batch_size, force=force
+                )
             )
             total += deleted
             if deleted < batch_size:
-                return total
+                break
+        if force:
+            return retention.EventPrune(total)
+        kept = self.read(lambda c: retention.kept_for_consumers(c, before=before, now=now))
+        return replace(kept, deleted=total)
 
     def prune_tasks(self, finished_before: datetime, *, batch_size: int = 200) -> int:
         """Delete finished tasks completed before a time, with their steps, history and

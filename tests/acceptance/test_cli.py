@@ -28,6 +28,7 @@ from cli_support import (
 
 from tasker import Tasker, __version__
 from tasker.engine.runner import run_until_final
+from tasker.events import EventConsumer
 from tasker.store.queries import load_migrations
 
 pytestmark = pytest.mark.slow
@@ -354,3 +355,24 @@ def test_events_tail(cli: Cli, tasker: Tasker) -> None:
     expected = [e["id"] for e in events if e["id"] > middle and e["task_id"] == second]
     assert [json.loads(line)["id"] for line in after.out.splitlines()] == expected
     assert expected
+
+
+def test_events_prune_keeps_what_a_durable_consumer_has_not_read(cli: Cli, tasker: Tasker) -> None:
+    # Given a durable consumer that has handled the first two events of a finished task
+    task_id = create(tasker, "three_steps", "accept", order_id=1)
+    run_until_final(tasker, task_id)
+    events = tasker.events()
+    audit = EventConsumer(tasker, "audit")
+    assert audit.poll(limit=2) == events[:2]
+    audit.commit(events[1]["id"])
+    # When every event is pruned, Then only those two go, and the rest is said to be kept
+    pruned = cli.ok("events", "prune", "--older-than", "0s")
+    assert pruned.out.splitlines() == [
+        "deleted 2 events older than 0s",
+        f"kept {len(events) - 2} events not yet read by consumer 'audit' (--force deletes them)",
+    ]
+    assert tasker.events() == events[2:]
+    # And with --force, those go too
+    forced = cli.ok("events", "prune", "--older-than", "0s", "--force")
+    assert forced.out.splitlines() == [f"deleted {len(events) - 2} events older than 0s"]
+    assert tasker.events() == []

@@ -8,6 +8,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -238,8 +239,6 @@ def test_metrics_move_with_the_work(tasker: Tasker) -> None:
 
 
 def test_retention_prunes_in_batches(tasker: Tasker) -> None:
-    from datetime import timedelta
-
     ids = []
     for _ in range(3):
         task_id, _ = tasker.create_task(TaskRequest("pipeline"))
@@ -252,8 +251,53 @@ def test_retention_prunes_in_batches(tasker: Tasker) -> None:
     assert [t["id"] for t in tasker.list_tasks()] == [open_id]
     assert {e["task_id"] for e in tasker.events(limit=10_000)} == {open_id}
     tasker.clock.advance(86400 * 31)
-    assert tasker.prune_events(timedelta(days=30), batch_size=1) >= 2
+    assert tasker.prune_events(timedelta(days=30), batch_size=1).deleted >= 2
     assert tasker.events() == []
+
+
+def run_pipeline(tasker: Tasker) -> list[dict[str, Any]]:
+    """One task of ``pipeline`` run to the end; returns the whole event log."""
+    task_id, _ = tasker.create_task(TaskRequest("pipeline"))
+    assert run_until_final(tasker, task_id) == "complete"
+    return tasker.events(limit=10_000)
+
+
+def test_pruning_keeps_the_events_a_durable_consumer_has_not_read(tasker: Tasker) -> None:
+    # Given a durable consumer that handled the first half of the log, then stopped cleanly
+    events = run_pipeline(tasker)
+    read, unread = events[: len(events) // 2], events[len(events) // 2 :]
+    audit = EventConsumer(tasker, "audit")
+    assert audit.poll(limit=len(read)) == read
+    audit.commit(read[-1]["id"])
+    audit.release()
+    # When, a day later, every event is pruned
+    assert isinstance(tasker.clock, FakeClock)
+    tasker.clock.advance(86400)
+    pruned = tasker.prune_events(timedelta(0), batch_size=3)
+    # Then only what it read is deleted; the rest is kept for it, and said so
+    assert (pruned.deleted, pruned.kept, pruned.consumer) == (len(read), len(unread), "audit")
+    assert tasker.events(limit=10_000) == unread
+    # And when it comes back it resumes where it left off, missing nothing
+    assert EventConsumer(tasker, "audit").poll(limit=10_000) == unread
+    # And forced, pruning deletes those too
+    forced = tasker.prune_events(timedelta(0), force=True)
+    assert (forced.deleted, forced.kept, forced.consumer) == (len(unread), 0, None)
+    assert tasker.events() == []
+
+
+def test_a_consumer_not_seen_for_a_week_no_longer_holds_events_back(tasker: Tasker) -> None:
+    # Given a consumer that took its lease and vanished without reading anything (kill -9)
+    events = run_pipeline(tasker)
+    EventConsumer(tasker, "vanished").poll(limit=1)
+    assert isinstance(tasker.clock, FakeClock)
+    # When six days have passed, Then it still holds every event back
+    tasker.clock.advance(86400 * 6)
+    held = tasker.prune_events(timedelta(0))
+    assert (held.deleted, held.kept, held.consumer) == (0, len(events), "vanished")
+    # When it has not been seen for more than seven days, Then it is abandoned
+    tasker.clock.advance(86400 + 1)
+    pruned = tasker.prune_events(timedelta(0))
+    assert (pruned.deleted, pruned.kept, pruned.consumer) == (len(events), 0, None)
 
 
 def test_events_doc_is_generated_from_the_catalog() -> None:

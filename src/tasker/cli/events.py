@@ -89,9 +89,21 @@ def prune_command(
             "--batch-size", min=1, max=common.MAX_ID, help="Events deleted per transaction."
         ),
     ] = 1000,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also delete events that active durable consumers have not read."
+        ),
+    ] = False,
 ) -> None:
-    """Delete old events in small batches, so workers are never held up."""
+    """Delete old events in small batches, so workers are never held up. Events that an
+    active durable consumer has not read yet are kept (see docs/operations.md)."""
     age = common.parse_duration(older_than, "--older-than")
     with common.open_tasker(ctx) as tasker:
-        deleted = tasker.prune_events(age, batch_size=batch_size)
-    typer.echo(f"deleted {deleted} events older than {older_than}")
+        pruned = tasker.prune_events(age, batch_size=batch_size, force=force)
+    typer.echo(f"deleted {pruned.deleted} events older than {older_than}")
+    if pruned.kept:
+        typer.echo(
+            f"kept {pruned.kept} events not yet read by consumer {pruned.consumer!r}"
+            " (--force deletes them)"
+        )

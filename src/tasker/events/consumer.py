@@ -77,7 +77,12 @@ class EventConsumer:
         self.position = event_id
 
     def release(self) -> None:
-        self.tasker.write(lambda c: c.execute("release_consumer", name=self.name, owner=self.owner))
+        """Give up the lease (a clean stop); the position stays, and so do the events after
+        it (``tasker.engine.retention``) unless the consumer is not seen again for long."""
+        now = self.tasker.now()
+        self.tasker.write(
+            lambda c: c.execute("release_consumer", name=self.name, owner=self.owner, now=now)
+        )
 
 
 class EventDispatcher:

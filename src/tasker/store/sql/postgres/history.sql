@@ -53,20 +53,22 @@ ORDER BY id LIMIT %(limit)s;
 INSERT INTO tasker.event_consumers (name, position, owner, lease_expires_at, updated_at)
 VALUES (%(name)s, 0, %(owner)s, %(lease_expires_at)s, %(now)s)
 ON CONFLICT (name) DO UPDATE
-    SET owner = EXCLUDED.owner, lease_expires_at = EXCLUDED.lease_expires_at
+    SET owner = EXCLUDED.owner, lease_expires_at = EXCLUDED.lease_expires_at,
+        updated_at = EXCLUDED.updated_at
     WHERE tasker.event_consumers.owner IS NULL
        OR tasker.event_consumers.owner = EXCLUDED.owner
        OR tasker.event_consumers.lease_expires_at < %(now)s
 RETURNING position;
 
 -- save_consumer_position --
--- Record how far a consumer got (only while it holds the lease).
+-- Record how far a consumer got (only while it holds the lease). updated_at is when the
+-- consumer was last seen: taking or renewing its lease, saving or releasing.
 UPDATE tasker.event_consumers SET position = %(position)s, updated_at = %(now)s
 WHERE name = %(name)s AND owner = %(owner)s;
 
 -- release_consumer --
 -- Give up a consumer's lease (clean stop).
-UPDATE tasker.event_consumers SET owner = NULL, lease_expires_at = NULL
+UPDATE tasker.event_consumers SET owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
 WHERE name = %(name)s AND owner = %(owner)s;
 
 -- list_consumers --
@@ -74,10 +76,24 @@ WHERE name = %(name)s AND owner = %(owner)s;
 SELECT name, position, owner, lease_expires_at, updated_at FROM tasker.event_consumers
 ORDER BY name;
 
+-- slowest_active_consumer --
+-- The active durable consumer furthest behind: holding a lease, or seen since a cutoff.
+SELECT name, position FROM tasker.event_consumers
+WHERE lease_expires_at >= %(now)s OR updated_at >= %(seen_since)s
+ORDER BY position, name LIMIT 1;
+
+-- count_events_after --
+-- How many events after an id were created before a cutoff.
+SELECT count(*) AS n FROM tasker.events WHERE id > %(after_id)s AND created_at < %(before)s;
+
 -- prune_events --
--- Delete one batch of events older than a cutoff; callers loop until it deletes nothing.
+-- Delete one batch of events older than a cutoff and, unless it is NULL, with an id up to
+-- up_to_id; callers loop until it deletes less than a batch.
 DELETE FROM tasker.events WHERE id IN (
-    SELECT id FROM tasker.events WHERE created_at < %(before)s ORDER BY id LIMIT %(limit)s);
+    SELECT id FROM tasker.events
+    WHERE created_at < %(before)s
+      AND (%(up_to_id)s::bigint IS NULL OR id <= %(up_to_id)s::bigint)
+    ORDER BY id LIMIT %(limit)s);
 
 -- finished_tasks_before --
 -- One batch of finished tasks completed before a cutoff (retention).

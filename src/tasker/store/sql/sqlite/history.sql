@@ -46,30 +46,45 @@ ORDER BY id LIMIT :limit;
 INSERT INTO event_consumers (name, position, owner, lease_expires_at, updated_at)
 VALUES (:name, 0, :owner, :lease_expires_at, :now)
 ON CONFLICT (name) DO UPDATE
-    SET owner = excluded.owner, lease_expires_at = excluded.lease_expires_at
+    SET owner = excluded.owner, lease_expires_at = excluded.lease_expires_at,
+        updated_at = excluded.updated_at
     WHERE event_consumers.owner IS NULL
        OR event_consumers.owner = excluded.owner
        OR event_consumers.lease_expires_at < :now
 RETURNING position;
 
 -- save_consumer_position --
--- Record how far a consumer got (only while it holds the lease).
+-- Record how far a consumer got (only while it holds the lease). updated_at is when the
+-- consumer was last seen: taking or renewing its lease, saving or releasing.
 UPDATE event_consumers SET position = :position, updated_at = :now
 WHERE name = :name AND owner = :owner;
 
 -- release_consumer --
 -- Give up a consumer's lease (clean stop).
-UPDATE event_consumers SET owner = NULL, lease_expires_at = NULL
+UPDATE event_consumers SET owner = NULL, lease_expires_at = NULL, updated_at = :now
 WHERE name = :name AND owner = :owner;
 
 -- list_consumers --
 -- Every named consumer and its position.
 SELECT name, position, owner, lease_expires_at, updated_at FROM event_consumers ORDER BY name;
 
+-- slowest_active_consumer --
+-- The active durable consumer furthest behind: holding a lease, or seen since a cutoff.
+SELECT name, position FROM event_consumers
+WHERE lease_expires_at >= :now OR updated_at >= :seen_since
+ORDER BY position, name LIMIT 1;
+
+-- count_events_after --
+-- How many events after an id were created before a cutoff.
+SELECT count(*) AS n FROM events WHERE id > :after_id AND created_at < :before;
+
 -- prune_events --
--- Delete one batch of events older than a cutoff; callers loop until it deletes nothing.
+-- Delete one batch of events older than a cutoff and, unless it is NULL, with an id up to
+-- up_to_id; callers loop until it deletes less than a batch.
 DELETE FROM events WHERE id IN (
-    SELECT id FROM events WHERE created_at < :before ORDER BY id LIMIT :limit);
+    SELECT id FROM events
+    WHERE created_at < :before AND (:up_to_id IS NULL OR id <= :up_to_id)
+    ORDER BY id LIMIT :limit);
 
 -- finished_tasks_before --
 -- One batch of finished tasks completed before a cutoff (retention).

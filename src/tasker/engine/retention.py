@@ -1,0 +1,64 @@
+"""Retention of the event log: old events go in small batches, but never ahead of a
+durable consumer that is still reading them.
+
+An event older than the cutoff is kept while an *active* durable consumer
+(``tasker.events.EventConsumer``, the event dispatcher of every worker included) has not
+read it. A consumer is active while it holds its lease or was seen within
+``CONSUMER_ABANDONED_AFTER``: seen when it takes or renews its lease, saves its position
+or releases the lease on a clean stop. So a consumer stopped for a deploy keeps its
+events, and one abandoned long ago (its process gone, its name no longer used) holds
+nothing back for ever. ``force`` prunes regardless of consumers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tasker.store.database import Connection, Row
+
+CONSUMER_ABANDONED_AFTER = timedelta(days=7)
+"""A durable consumer not seen for this long no longer holds events back."""
+
+
+@dataclass(frozen=True)
+class EventPrune:
+    """What pruning did: ``deleted`` events; ``kept`` events older than the cutoff left
+    for ``consumer``, the active durable consumer furthest behind (None when none was)."""
+
+    deleted: int
+    kept: int = 0
+    consumer: str | None = None
+
+
+def slowest_consumer(conn: Connection, now: datetime) -> Row | None:
+    """The active durable consumer furthest behind (``name``, ``position``), or None."""
+    return conn.fetch_one(
+        "slowest_active_consumer", now=now, seen_since=now - CONSUMER_ABANDONED_AFTER
+    )
+
+
+def prune_events_batch(
+    conn: Connection, *, before: datetime, now: datetime, limit: int, force: bool
+) -> int:
+    """Delete up to ``limit`` events created before ``before`` that every active consumer
+    has read (any, with ``force``); returns how many. The bound is read in the same
+    transaction: a consumer only moves forward, so it never loses an event to it."""
+    slowest = None if force else slowest_consumer(conn, now)
+    return conn.execute(
+        "prune_events",
+        before=before,
+        up_to_id=slowest["position"] if slowest is not None else None,
+        limit=limit,
+    )
+
+
+def kept_for_consumers(conn: Connection, *, before: datetime, now: datetime) -> EventPrune:
+    """The events created before ``before`` that pruning kept for the slowest consumer
+    (``deleted`` is left 0 for the caller to fill in)."""
+    slowest = slowest_consumer(conn, now)
+    if slowest is None:
+        return EventPrune(0)
+    row = conn.fetch_one("count_events_after", after_id=slowest["position"], before=before)
+    kept = int(row["n"]) if row is not None else 0
+    return EventPrune(0, kept, slowest["name"] if kept else None)
