@@ -48,11 +48,12 @@ bench: $(BENCH_STAMP)
 bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --smoke
 
-# The soak and chaos suite (issue 11, docs/reliability.md) on PostgreSQL: 10,000 tasks of
-# random DAG shapes (about 100,000 steps) with misbehaving handlers, created over 7
+# The soak and chaos suite (issue 11, docs/reliability.md) on PostgreSQL: 10,000 tasks
+# of random DAG shapes (about 100,000 steps) with misbehaving handlers, created over 7
 # minutes; 4 workers under kill -9 and SIGTERM, one PostgreSQL restart, a human with
-# the CLI. Writes soak/results/soak-postgres.json; about 9 minutes on 2 cores. Exits 1
-# when an invariant fails. More: make soak SOAK_ARGS="--backend all --seed 7".
+# the CLI. Writes soak/results/soak-postgres.json; 8-11 minutes on 2 cores (10 min 15 s
+# measured under load). Exits 1 when an invariant fails.
+# More: make soak SOAK_ARGS="--backend all --seed 7"
 SOAK_ARGS ?=
 soak: $(STAMP)
 	$(BIN)/python -m soak $(SOAK_ARGS)
