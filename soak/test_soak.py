@@ -26,6 +26,7 @@ from soak.plan import (
     planned_attempts,
 )
 from soak.shapes import MAX_ATTEMPTS
+from soak.workers import WorkerExit
 from tasker import PermanentError, RetryableError, StepContext
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -253,3 +254,11 @@ def test_a_step_in_progress_held_by_a_dead_worker_has_no_live_lease() -> None:
     assert checks.leases_live([row], {100}, T0, 6.0).passed
     assert checks.leases_live([row], {200}, T0, 6.0).passed is False
     assert checks.leases_live([row], {100}, T0 + timedelta(seconds=10), 6.0).passed is False
+
+
+def test_a_worker_that_never_started_is_reported_but_one_that_ran_must_not_exit() -> None:
+    def exit_(cause: str) -> WorkerExit:
+        return WorkerExit(slot=1, pid=5, cause=cause, at_seconds=1, lived_seconds=1, exit_code=1)
+
+    assert checks.workers_survived([exit_("start_failed"), exit_("kill")]).passed
+    assert checks.workers_survived([exit_("unexpected")]).passed is False

@@ -35,7 +35,9 @@ class WorkerOptions:
 class WorkerExit:
     """How one worker process ended. ``cause``: ``kill`` (SIGKILL from the chaos),
     ``term`` (SIGTERM from the chaos), ``stop`` (SIGTERM at the end of the run), or
-    ``unexpected`` (it exited without being signalled: a handler took it down)."""
+    ``unexpected`` (it exited without being signalled after it was ready: a handler or
+    the database took it down), or ``start_failed`` (it exited before it was ready, e.g.
+    it could not reach the database while PostgreSQL restarted: the documented exit)."""
 
     slot: int
     pid: int
@@ -100,7 +102,8 @@ class WorkerPool:
                     continue
                 if process.pid in self._signalled:
                     continue
-                self._record(slot, process, "unexpected", process.popen.returncode)
+                cause = "unexpected" if was_ready(process) else "start_failed"
+                self._record(slot, process, cause, process.popen.returncode)
                 self._spawn(slot)
 
     def kill(self, slot: int) -> WorkerExit | None:
@@ -181,6 +184,11 @@ class WorkerPool:
     def exits_json(self) -> list[dict[str, Any]]:
         with self._lock:
             return [asdict(e) for e in self.exits]
+
+
+def was_ready(process: Process) -> bool:
+    """Whether the worker printed ``worker <id> ready`` (its start-up was over)."""
+    return any(line.startswith("worker ") and line.endswith(" ready") for line in process.stdout)
 
 
 class ChaosMonkey(threading.Thread):
