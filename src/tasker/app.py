@@ -6,6 +6,7 @@ settings); nothing here is global.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,12 +19,20 @@ from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegi
 from tasker.engine import coverage, creation, execution, recovery, retention
 from tasker.engine.creation import TaskRequest
 from tasker.engine.views import event_json, task_json, transition_json
-from tasker.exceptions import DuplicateKey, NotFound, TemplateNotFound, TransientStoreError
+from tasker.exceptions import (
+    DatabaseUnavailable,
+    DuplicateKey,
+    NotFound,
+    TemplateNotFound,
+    TransientStoreError,
+)
 from tasker.observability.metrics import TaskerMetrics
 from tasker.observability.tracing import start_task_trace
+from tasker.payloads import check_storable
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Connection, Database, open_database
 
+log = logging.getLogger("tasker")
 T = TypeVar("T")
 
 
@@ -218,6 +227,7 @@ class Tasker:
     def resolve_step(
         self, task_id: int, step: str, *, reason: str, actor: str | None = None, results: Any = None
     ) -> None:
+        check_storable(results, "results", max_bytes=self.settings.max_result_bytes)
         self.write(
             lambda c: recovery.resolve_step(
                 c, task_id, step, self.now(), actor=actor, reason=reason, results=results
@@ -258,16 +268,47 @@ class Tasker:
     def record(
         self, outcomes: list[execution.Outcome], actor: str | None = None
     ) -> execution.OutcomeReport:
-        report = self.write(
-            lambda c: execution.record_outcomes(
-                c, outcomes, now=self.now(), actor=actor, rand=self.rand
-            )
-        )
+        """Store attempt outcomes in one transaction. If the database refuses the batch
+        (not for being unreachable: that raises), each outcome is stored on its own, and
+        one still refused fails its step for good, saying why: one bad row never holds
+        up the others, nor comes back to the next worker."""
+        try:
+            report = self._record(outcomes, actor)
+        except (DatabaseUnavailable, TransientStoreError):
+            raise
+        except Exception as exc:
+            if len(outcomes) == 1:
+                report = self._record_refused(outcomes[0], actor, exc)
+            else:
+                report = execution.OutcomeReport()
+                for outcome in outcomes:
+                    try:
+                        one = self._record([outcome], actor)
+                    except (DatabaseUnavailable, TransientStoreError):
+                        raise
+                    except Exception as single_exc:
+                        one = self._record_refused(outcome, actor, single_exc)
+                    report.merge(one)
         self._count(report)
         for outcome in outcomes:
             if outcome.duration_seconds is not None:
                 self.metrics.step_duration.observe(outcome.duration_seconds)
         return report
+
+    def _record(
+        self, outcomes: list[execution.Outcome], actor: str | None
+    ) -> execution.OutcomeReport:
+        return self.write(
+            lambda c: execution.record_outcomes(
+                c, outcomes, now=self.now(), actor=actor, rand=self.rand
+            )
+        )
+
+    def _record_refused(
+        self, outcome: execution.Outcome, actor: str | None, exc: Exception
+    ) -> execution.OutcomeReport:
+        log.error("step %s: the database refused its outcome: %s", outcome.step_id, exc)
+        return self._record([execution.refused(outcome, exc)], actor)
 
     def reap_expired_leases(self, limit: int = 100) -> execution.OutcomeReport:
         report = self.write(

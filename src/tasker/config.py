@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tasker.exceptions import ConfigurationError
+from tasker.payloads import DEFAULT_MAX_RESULT_BYTES
 
 DEFAULT_DATABASE_URL = "sqlite:///./tasker.db"
 
@@ -25,6 +26,9 @@ class Settings:
         default off).
     subscribers: event subscribers workers deliver to, ``PATTERN=module:function``
         (``TASKER_SUBSCRIBERS``, comma-separated, default none).
+    max_result_bytes: largest step result stored, as JSON; a larger one fails its step
+        for good (``TASKER_MAX_RESULT_BYTES``, default 1 MiB = 1,048,576 bytes). Also
+        the limit on results given when resolving a step by hand.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -33,6 +37,7 @@ class Settings:
     log_format: str = "text"
     auth: bool = False
     subscribers: tuple[str, ...] = field(default_factory=tuple)
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -49,6 +54,13 @@ class Settings:
                 raise ConfigurationError(
                     f"TASKER_LEASE_SECONDS must be a number of seconds, got {lease!r}"
                 ) from None
+        if limit := env.get("TASKER_MAX_RESULT_BYTES"):
+            try:
+                values["max_result_bytes"] = int(limit)
+            except ValueError:
+                raise ConfigurationError(
+                    f"TASKER_MAX_RESULT_BYTES must be a whole number of bytes, got {limit!r}"
+                ) from None
         if fmt := env.get("TASKER_LOG_FORMAT"):
             values["log_format"] = fmt
         if subscribers := env.get("TASKER_SUBSCRIBERS"):
@@ -63,6 +75,10 @@ class Settings:
     def check(self) -> None:
         if self.lease_seconds <= 0:
             raise ConfigurationError("lease_seconds must be positive")
+        if self.max_result_bytes <= 0:
+            raise ConfigurationError(
+                f"TASKER_MAX_RESULT_BYTES must be positive, got {self.max_result_bytes}"
+            )
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(
                 f"TASKER_LOG_FORMAT must be 'text' or 'json', got {self.log_format!r}"

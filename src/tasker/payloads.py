@@ -40,13 +40,14 @@ def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> list[str]:
     while stack and len(found) < MAX_PROBLEMS:
         item, path, depth = stack.pop()
         if depth > max_depth:
-            found.append(f"{path}: nested deeper than {max_depth} levels")
+            found.append(f"{_short(path)}: nested deeper than {max_depth} levels")
             continue
         if item is None or isinstance(item, bool | int):
             continue
         if isinstance(item, float):
             if not math.isfinite(item):
-                found.append(f"{path}: {item} is not a JSON number (numbers must be finite)")
+                name = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+                found.append(f"{path}: {name} is not a JSON number (numbers must be finite)")
         elif isinstance(item, str):
             found.extend(f"{path}: {p}" for p in text_problems(item))
         elif isinstance(item, dict):
@@ -60,8 +61,12 @@ def problems(value: Any, *, max_depth: int = MAX_DEPTH) -> list[str]:
             for index in reversed(range(len(item))):
                 stack.append((item[index], f"{path}[{index}]", depth + 1))
         else:
-            found.append(f"{path}: a {type(item).__name__} is not a JSON value")
+            found.append(f"{path}: {type(item).__name__!r} is not a JSON value")
     return found
+
+
+def _short(path: str, limit: int = 60) -> str:
+    return path if len(path) <= limit else f"{path[: limit // 2]}…{path[-limit // 2 :]}"
 
 
 def text_problems(text: str) -> list[str]:
@@ -95,3 +100,11 @@ def check_text(value: str, what: str) -> None:
     found = text_problems(value)
     if found:
         raise ValidationError(f"{what} is not storable: {'; '.join(found)}", errors=found)
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no database can store made visible instead: NUL as ``\\x00``,
+    a lone surrogate as ``\\udXXX``. For messages Tasker writes, never for user data."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

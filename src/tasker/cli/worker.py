@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import signal
 from collections.abc import Callable
@@ -17,6 +18,11 @@ from tasker.observability.logging import configure_logging
 from tasker.observability.tracing import configure_from_env as configure_tracing
 
 MAX_CONCURRENCY = 10_000  # steps in flight in one process; the workers table holds an int32
+
+
+class Pool(enum.StrEnum):
+    thread = "thread"
+    process = "process"
 
 
 def worker_command(
@@ -50,6 +56,14 @@ def worker_command(
     metrics_port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port.")
     ] = None,
+    pool: Annotated[
+        Pool,
+        typer.Option(
+            help="Where handlers run: 'thread' (a hung sync handler is abandoned at its "
+            "timeout) or 'process' (each running step in a child process, killed at its "
+            "timeout).",
+        ),
+    ] = Pool.thread,
     subscriber: Annotated[
         list[str] | None,
         typer.Option(
@@ -76,6 +90,7 @@ def worker_command(
                 lease_seconds=lease_seconds,
                 grace_seconds=grace_seconds,
                 metrics_port=metrics_port,
+                pool=pool.value,
             ),
             bus=_bus([*tasker.settings.subscribers, *(subscriber or [])]),
         )
@@ -83,9 +98,10 @@ def worker_command(
         configure_tracing(service_name="tasker-worker")
         log = logging.getLogger("tasker.worker")
         log.info(
-            "worker %s started: concurrency %d, namespaces %s%s",
+            "worker %s started: concurrency %d, %s pool, namespaces %s%s",
             worker.worker_id,
             concurrency,
+            pool.value,
             ", ".join(namespace) if namespace else "all",
             ", burst" if burst else "",
         )

@@ -15,6 +15,7 @@ from typing import Any
 from tasker.engine.finalization import finalize_tasks
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
 from tasker.engine.views import iso
+from tasker.payloads import storable_text
 from tasker.retry import Backoff, next_retry_at, should_retry
 from tasker.store.database import Connection, Json, Row
 
@@ -55,10 +56,27 @@ class Outcome:
     events: tuple[tuple[str, dict[str, Any]], ...] = ()
     lease_expired: bool = False
     duration_seconds: float | None = None  # how long the handler ran
+    # Released unfinished by a stopping worker: the attempt is given back and the step
+    # retried at once (if retryable: it may have had effects, so a non-retryable one
+    # waits for a person, as after any failed attempt).
+    released: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+def refused(outcome: Outcome, exc: Exception) -> Outcome:
+    """The outcome the database would not store, as a permanent failure saying why."""
+    message = f"result is not storable: the database refused it: {exc}"
+    return Outcome(
+        outcome.step_id,
+        outcome.task_id,
+        outcome.claim_token,
+        error={"class": "UnstorableResult", "message": storable_text(message), "traceback": None},
+        permanent=True,
+        duration_seconds=outcome.duration_seconds,
+    )
 
 
 @dataclass
@@ -71,6 +89,13 @@ class OutcomeReport:
     step_results: dict[int, str] = field(default_factory=dict)
     finalized: dict[int, str] = field(default_factory=dict)
     task_durations: dict[int, float] = field(default_factory=dict)
+
+    def merge(self, other: OutcomeReport) -> None:
+        self.recorded += other.recorded
+        self.stale += other.stale
+        self.step_results.update(other.step_results)
+        self.finalized.update(other.finalized)
+        self.task_durations.update(other.task_durations)
 
 
 def claim_steps(
@@ -315,6 +340,23 @@ def _finish_row(
     assert outcome.error is not None
     retryable = bool(step["retryable"]) and not outcome.permanent
     retry_at = None
+    if outcome.released:
+        payload["released"] = True
+        payload["error_class"] = outcome.error.get("class")
+        payload["error_message"] = outcome.error.get("message")
+        payload["next_retry_at"] = iso(now if retryable else None)
+        return (
+            {
+                "id": step["id"],
+                "status": "error",
+                "results": None,
+                "error": outcome.error,
+                "retryable": retryable,
+                "next_retry_at": now if retryable else None,
+                "refund": 1,
+            },
+            payload,
+        )
     if should_retry(step["attempts"], step["max_attempts"], retryable):
         backoff = Backoff(
             step["backoff_base_seconds"], step["backoff_max_seconds"], step["backoff_jitter"]

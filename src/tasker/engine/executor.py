@@ -1,37 +1,35 @@
 """Running one claimed step: call its handler, turn what happened into an Outcome.
 
-Async handlers run on the loop and are cancelled at the timeout. Sync handlers run
-in a thread pool; at the timeout they are abandoned (a thread cannot be killed) and
-the attempt is recorded as failed, which clears the claim token so a late result
-is refused.
+This is the one seam between Tasker and user code, and user code is hostile: whatever
+a handler returns, raises (``BaseException`` included) or never finishes, it becomes
+an Outcome of its own step here, and nothing escapes to the worker.
+
+Async handlers run on the loop and are cancelled at the timeout. Sync handlers run on
+``HandlerThreads``; at the timeout their thread is abandoned (a thread cannot be
+killed: it is counted, frees its slot, and ends with the process). With
+``HandlerProcesses`` (``--pool process``) every handler runs in a child process,
+killed at the timeout. Either way the attempt is recorded as failed, which clears the
+claim token so a late result is refused. Results that cannot be stored faithfully
+(``tasker.payloads``) fail the step permanently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import time
-import traceback
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any
 
 from tasker.engine.context import StepContext
 from tasker.engine.execution import ClaimedStep, Outcome
+from tasker.engine.failures import error_info, unstorable_result
+from tasker.engine.handler_processes import ChildDied, ChildOutcome, HandlerProcesses, is_async
+from tasker.engine.handler_threads import HandlerThreads
 from tasker.exceptions import PermanentError, RetryableError
 from tasker.observability.tracing import mark_failed, step_span
-
-TRACEBACK_LIMIT_CHARS = 4000
-
-
-def error_info(exc: BaseException) -> dict[str, Any]:
-    """Class, message and a trimmed traceback, as stored on the step."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    if len(text) > TRACEBACK_LIMIT_CHARS:
-        text = "…" + text[-TRACEBACK_LIMIT_CHARS:]
-    return {"class": type(exc).__name__, "message": str(exc), "traceback": text}
+from tasker.payloads import DEFAULT_MAX_RESULT_BYTES
 
 
 def step_context(claimed: ClaimedStep) -> StepContext:
@@ -53,10 +51,14 @@ def step_context(claimed: ClaimedStep) -> StepContext:
 async def execute(
     claimed: ClaimedStep,
     resolve: Callable[[str], Callable[..., Any]],
-    threads: Executor | None = None,
+    pool: Executor | HandlerProcesses | None = None,
+    *,
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
 ) -> Outcome:
     """Run the step's handler once, in a tracing span, and report how it went.
-    Never raises."""
+
+    Never raises, whatever the handler does, except ``asyncio.CancelledError`` when the
+    caller itself is cancelled (the worker stopping)."""
     attributes = {
         "tasker.task_id": claimed.task_id,
         "tasker.step_id": claimed.step_id,
@@ -68,17 +70,40 @@ async def execute(
     }
     with step_span(claimed.trace_context, attributes) as span:
         started = time.perf_counter()
-        outcome = await _execute(claimed, resolve, threads)
+        outcome = await _execute(claimed, resolve, pool, max_result_bytes)
         outcome = replace(outcome, duration_seconds=time.perf_counter() - started)
         if outcome.error is not None:
             mark_failed(span, outcome.error["class"], outcome.error["message"])
         return outcome
 
 
+class _Raised:
+    """What a handler raised, carried out of its task as a value: asyncio lets
+    ``SystemExit`` and ``KeyboardInterrupt`` escaping a task stop the whole loop."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+async def _guarded(handler: Callable[..., Any], ctx: StepContext) -> Any:
+    try:
+        return await handler(ctx)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # the timeout or the worker cancelled us
+        return _Raised(exc)  # the handler raised CancelledError of its own accord
+    except BaseException as exc:  # user code: whatever it raises belongs to its step
+        return _Raised(exc)
+
+
 async def _execute(
     claimed: ClaimedStep,
     resolve: Callable[[str], Callable[..., Any]],
-    threads: Executor | None,
+    pool: Executor | HandlerProcesses | None,
+    max_result_bytes: int,
 ) -> Outcome:
     def failed(
         exc: BaseException, *, permanent: bool = False, retry_after: float | None = None
@@ -94,39 +119,77 @@ async def _execute(
 
     try:
         handler = resolve(claimed.handler)
-    except Exception as exc:
+    except BaseException as exc:  # an import may raise anything, SystemExit included
         return failed(exc)
     ctx = step_context(claimed)
     timeout = claimed.timeout_seconds
+    concurrent: Future[Any] | None = None
+    future: asyncio.Future[Any] | None = None
     try:
-        if inspect.iscoroutinefunction(handler):
-            results = await asyncio.wait_for(handler(ctx), timeout)
+        if isinstance(pool, HandlerProcesses):
+            started, concurrent = pool.submit(claimed.handler, ctx, max_result_bytes)
+            future = asyncio.wrap_future(concurrent)
+            future.add_done_callback(_retrieve)
+            await asyncio.wrap_future(started)
+            results = await asyncio.wait_for(asyncio.shield(future), timeout)
+        elif is_async(handler):
+            results = await asyncio.wait_for(_guarded(handler, ctx), timeout)
         else:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(threads, handler, ctx)
+            if pool is None:
+                future = asyncio.get_running_loop().run_in_executor(None, handler, ctx)
+            else:
+                concurrent = pool.submit(handler, ctx)
+                future = asyncio.wrap_future(concurrent)
+            future.add_done_callback(_retrieve)
             # shield: on timeout we stop waiting, but cannot stop the thread itself.
             results = await asyncio.wait_for(asyncio.shield(future), timeout)
-    except TimeoutError:
-        return failed(
-            TimeoutError(f"step {claimed.name!r} exceeded its timeout of {timeout} seconds")
-        )
-    except PermanentError as exc:
-        return failed(exc, permanent=True)
-    except RetryableError as exc:
-        return failed(exc, retry_after=exc.retry_after)
+    except TimeoutError as exc:
+        if future is not None and future.done() and not future.cancelled():
+            results = _Raised(exc)  # the handler raised TimeoutError itself
+        else:
+            _abandon(pool, concurrent)
+            return failed(
+                TimeoutError(f"step {claimed.name!r} exceeded its timeout of {timeout} seconds")
+            )
     except asyncio.CancelledError:
-        raise
-    except Exception as exc:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            _abandon(pool, concurrent)
+            raise
+        return failed(asyncio.CancelledError("the handler raised CancelledError"))
+    except ChildDied as exc:
         return failed(exc)
-    try:
-        json.dumps(results)
-    except (TypeError, ValueError) as exc:
-        # Running it again would return the same thing: no point retrying.
-        return failed(
-            TypeError(
-                f"step {claimed.name!r} returned a value that is not JSON-serialisable: {exc}"
-            ),
-            permanent=True,
+    except BaseException as exc:  # a sync handler's exception, re-raised from its thread
+        results = _Raised(exc)
+    if isinstance(results, ChildOutcome):
+        if results.error is not None:
+            return Outcome(
+                claimed.step_id,
+                claimed.task_id,
+                claimed.claim_token,
+                error=results.error,
+                permanent=results.permanent,
+                retry_after=results.retry_after,
+            )
+        ctx.published.extend(results.published)
+        results = results.results
+    if isinstance(results, _Raised):
+        raised = results.exc
+        if isinstance(raised, PermanentError):
+            return failed(raised, permanent=True)
+        if isinstance(raised, RetryableError):
+            return failed(raised, retry_after=raised.retry_after)
+        return failed(raised)
+    return _checked(claimed, ctx, results, max_result_bytes)
+
+
+def _checked(claimed: ClaimedStep, ctx: StepContext, results: Any, max_bytes: int) -> Outcome:
+    """Success, if what the handler returned and published can be stored faithfully;
+    otherwise a permanent failure (running it again would return the same thing)."""
+    error = unstorable_result(results, ctx.published, max_bytes)
+    if error is not None:
+        return Outcome(
+            claimed.step_id, claimed.task_id, claimed.claim_token, error=error, permanent=True
         )
     return Outcome(
         claimed.step_id,
@@ -135,3 +198,16 @@ async def _execute(
         results=results,
         events=tuple(ctx.published),
     )
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Read a given-up handler's late exception, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _abandon(pool: Executor | HandlerProcesses | None, concurrent: Future[Any] | None) -> None:
+    """The step gives up on its handler. A thread cannot be killed: the pool stops
+    counting it as busy and counts it as abandoned. A child process is killed."""
+    if concurrent is not None and isinstance(pool, HandlerThreads | HandlerProcesses):
+        pool.abandon(concurrent)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from tasker.app import Tasker
 from tasker.clock import FakeClock
+from tasker.engine.execution import ClaimedStep, Outcome
 from tasker.engine.executor import execute
+from tasker.engine.handler_threads import HandlerThreads
 
 FINAL_TASK_STATES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
 
@@ -30,7 +31,7 @@ def run_until_final(
 ) -> str:
     """Run ``task_id``'s steps here until the task is final; returns its status."""
     started = time.monotonic()
-    threads = ThreadPoolExecutor(concurrency, thread_name_prefix="tasker-step")
+    threads = HandlerThreads("tasker-step")
     try:
         while True:
             claimed = tasker.claim(worker_id, concurrency, task_id=task_id)
@@ -48,13 +49,19 @@ def run_until_final(
             _wait_for_next(tasker, task_id)
     finally:
         # A sync handler abandoned at its timeout may still be running: do not wait for it.
-        threads.shutdown(wait=False, cancel_futures=True)
+        threads.shutdown(wait=False)
 
 
-async def _run_all(claimed: list, tasker: Tasker, threads: ThreadPoolExecutor) -> list:  # type: ignore[type-arg]
+async def _run_all(
+    claimed: list[ClaimedStep], tasker: Tasker, threads: HandlerThreads
+) -> list[Outcome]:
+    limit = tasker.settings.max_result_bytes
     return list(
         await asyncio.gather(
-            *(execute(step, tasker.registry.resolve_handler, threads) for step in claimed)
+            *(
+                execute(step, tasker.registry.resolve_handler, threads, max_result_bytes=limit)
+                for step in claimed
+            )
         )
     )
 

@@ -25,11 +25,20 @@ from tasker.app import Tasker
 from tasker.definitions import HandlerCoverage
 from tasker.engine.execution import ClaimedStep, Outcome
 from tasker.engine.executor import execute
+from tasker.engine.failures import error_info
+from tasker.engine.handler_processes import HandlerProcesses
+from tasker.engine.handler_threads import HandlerThreads
 from tasker.events.bus import EventBus
 from tasker.events.consumer import EventDispatcher
+from tasker.exceptions import DatabaseUnavailable, TransientStoreError
 
 log = logging.getLogger("tasker.worker")
 T = TypeVar("T")
+
+FLUSH_RETRY_SECONDS = 0.5  # first pause before recording again after the database failed
+FLUSH_RETRY_MAX_SECONDS = 5.0
+POOLS = ("thread", "process")
+STOP_FLUSH_SECONDS = 5.0  # on stop, how long recording may keep failing before giving up
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,9 @@ class WorkerOptions:
     grace_seconds: on stop, how long in-flight steps may finish before being released.
     batch_size: most steps claimed in one round trip (default 50).
     metrics_port: serve Prometheus metrics on this port (default: off).
+    pool: where sync and async handlers run: ``thread`` (default; a hung sync handler's
+        thread is abandoned at its timeout) or ``process`` (each running step in a child
+        process, killed at the timeout; costs a pipe round trip per step).
     """
 
     concurrency: int = 10
@@ -55,6 +67,11 @@ class WorkerOptions:
     grace_seconds: float = 30.0
     batch_size: int = 50
     metrics_port: int | None = None
+    pool: str = "thread"
+
+    def __post_init__(self) -> None:
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
 
 
 class Worker:
@@ -86,13 +103,27 @@ class Worker:
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._outcomes: list[Outcome] = []
         self._db_pool = ThreadPoolExecutor(4, thread_name_prefix="tasker-db")
-        self._handler_pool = ThreadPoolExecutor(
-            self.options.concurrency, thread_name_prefix="tasker-step"
+        self._handler_pool: HandlerThreads | HandlerProcesses = (
+            HandlerProcesses() if self.options.pool == "process" else HandlerThreads("tasker-step")
         )
+        self._abandoned_logged = 0
+        tasker.metrics.abandoned_threads.set_function(lambda: self._handler_pool.abandoned)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._flush_wanted: asyncio.Event | None = None
         self._flushing = False
+        self._stop_deadline: float | None = None  # loop time; set once stopping
+
+    @property
+    def abandoned_threads(self) -> int:
+        """Handler threads still running steps given up at their timeout."""
+        return self._handler_pool.abandoned
+
+    @property
+    def killed_processes(self) -> int:
+        """Handler processes killed because their step timed out (``--pool process``)."""
+        pool = self._handler_pool
+        return pool.killed if isinstance(pool, HandlerProcesses) else 0
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -137,13 +168,12 @@ class Worker:
                 await self._drain_events()
             if listener is not None:
                 self._stopping = True
-            await self._db(
-                lambda: self.tasker.write(
-                    lambda c: c.execute("stop_worker", id=self.worker_id, now=self.tasker.now())
-                )
-            )
+            try:
+                await asyncio.wait_for(self._db(self._unregister), STOP_FLUSH_SECONDS)
+            except Exception as exc:  # its heartbeat stops: it will be judged dead anyway
+                log.warning("could not mark worker %s stopped: %s", self.worker_id, exc)
             self._db_pool.shutdown(wait=False)
-            self._handler_pool.shutdown(wait=False, cancel_futures=True)
+            self._handler_pool.shutdown(wait=False)
 
     async def _drain_events(self) -> None:
         """Before a burst worker exits, deliver what its subscribers have not seen yet."""
@@ -207,7 +237,7 @@ class Worker:
 
     async def _run_step(self, step: ClaimedStep) -> None:
         try:
-            outcome = await execute(step, self.tasker.registry.resolve_handler, self._handler_pool)
+            outcome = await self._execute(step)
             self._outcomes.append(outcome)
             self.executed += 1
             fields = {"task_id": step.task_id, "step": step.name, "attempt": step.attempt}
@@ -231,6 +261,20 @@ class Worker:
             if self._wake is not None:
                 self._wake.set()  # a slot is free: claim while the outcome is recorded
 
+    async def _execute(self, step: ClaimedStep) -> Outcome:
+        try:
+            return await execute(
+                step,
+                self.tasker.registry.resolve_handler,
+                self._handler_pool,
+                max_result_bytes=self.tasker.settings.max_result_bytes,
+            )
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the executor never raises; if it does, the step fails
+            log.exception("running step %s of task %s failed", step.name, step.task_id)
+            return Outcome(step.step_id, step.task_id, step.claim_token, error=error_info(exc))
+
     # -- outcomes -------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -242,18 +286,44 @@ class Worker:
             self._wake.set()
 
     async def _flush(self) -> None:
+        """Record what finished. A database that is down is waited for (when stopping,
+        until ``_stop_deadline``). ``Tasker.record`` isolates rows the database refuses,
+        so one bad result never holds up the others."""
+        assert self._loop is not None
+        pause = FLUSH_RETRY_SECONDS
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
             self._flushing = True
             try:
                 report = await self._db(self.tasker.record, batch, self.worker_id)
-            except Exception:
-                log.exception("recording %d outcomes failed; retrying", len(batch))
+            except (DatabaseUnavailable, TransientStoreError) as exc:
                 self._outcomes = batch + self._outcomes
-                await asyncio.sleep(0.5)
+                deadline = self._stop_deadline
+                if deadline is not None and self._loop.time() + pause > deadline:
+                    log.error(
+                        "recording %d outcomes failed while stopping (%s); leaving them to "
+                        "the lease reaper",
+                        len(self._outcomes),
+                        exc,
+                    )
+                    self._outcomes = []
+                    return
+                log.warning("recording %d outcomes failed (%s); retrying", len(batch), exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, FLUSH_RETRY_MAX_SECONDS)
+                continue
+            except Exception:  # a bug, not the data (the facade isolates bad rows)
+                self._outcomes = batch + self._outcomes
+                log.exception("recording %d outcomes failed; retrying", len(batch))
+                if self._stop_deadline is not None:
+                    self._outcomes = []  # stopping: the leases will expire, the reaper records
+                    return
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, FLUSH_RETRY_MAX_SECONDS)
                 continue
             finally:
                 self._flushing = False
+            pause = FLUSH_RETRY_SECONDS
             for step_id in report.stale:
                 log.warning(
                     "step %s: result refused, the claim no longer holds "
@@ -264,6 +334,11 @@ class Worker:
     # -- shutdown -------------------------------------------------------------------
 
     async def _shutdown(self) -> None:
+        """Give running steps ``grace_seconds``, then cancel them (a sync handler's thread
+        is abandoned: it cannot be stopped, and dies with the process), record what
+        finished, and release what did not. Takes about grace plus
+        ``STOP_FLUSH_SECONDS`` at most, whatever the handlers or the database do."""
+        assert self._loop is not None
         if self._inflight:
             log.info(
                 "stopping: waiting up to %.1fs for %d steps",
@@ -276,11 +351,22 @@ class Worker:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        deadline = self._stop_deadline = self._loop.time() + STOP_FLUSH_SECONDS
         await self._flush()
+        while self._flushing and self._loop.time() < deadline:  # the background flush
+            await asyncio.sleep(0.01)
         # Anything this worker still holds (cancelled mid-step) goes back to the queue.
-        await self._db(self._release_held)
+        try:
+            await asyncio.wait_for(
+                self._db(self._release_held), max(0.1, deadline - self._loop.time())
+            )
+        except Exception as exc:
+            log.error("releasing unfinished steps failed (%s); their leases will expire", exc)
 
     def _release_held(self) -> None:
+        """Steps still held go back to the queue at once, their attempt given back: they
+        were interrupted by this worker stopping, not failed by their handler."""
+
         def work(conn: Any) -> list[Outcome]:
             rows = conn.fetch_all("held_steps", worker_id=self.worker_id)
             return [
@@ -288,13 +374,13 @@ class Worker:
                     r["id"],
                     r["task_id"],
                     r["claim_token"],
-                    retry_after=0.0,
                     error={
                         "class": "WorkerShutdown",
                         "message": f"worker {self.worker_id} stopped before the step "
-                        "finished; released for another attempt",
+                        "finished; released for another attempt (this one is not counted)",
                         "traceback": None,
                     },
+                    released=True,
                 )
                 for r in rows
             ]
@@ -321,8 +407,22 @@ class Worker:
             handlers=served,
         )
 
+    def _unregister(self) -> None:
+        self.tasker.write(
+            lambda c: c.execute("stop_worker", id=self.worker_id, now=self.tasker.now())
+        )
+
     def _heartbeat(self) -> None:
         from tasker.engine.execution import extend_leases
+
+        abandoned = self._handler_pool.abandoned
+        if abandoned != self._abandoned_logged:
+            log.warning(
+                "%d handler threads abandoned (their steps timed out but the handlers have "
+                "not returned); they hold no slot, and end with the process",
+                abandoned,
+            )
+            self._abandoned_logged = abandoned
 
         self.tasker.write(
             lambda c: extend_leases(

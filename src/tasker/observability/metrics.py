@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 DURATION_BUCKETS_SECONDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
 
@@ -26,6 +26,11 @@ class TaskerMetrics:
         )
         self.leases_expired = Counter(
             "tasker_leases_expired", "Step leases that expired (worker lost).", registry=r
+        )
+        self.abandoned_threads = Gauge(
+            "tasker_abandoned_threads",
+            "Handler threads still running a step given up at its timeout.",
+            registry=r,
         )
         self.step_duration = Histogram(
             "tasker_step_duration_seconds",

@@ -73,16 +73,18 @@ ORDER BY s.id
 FOR UPDATE OF s;
 
 -- finish_steps --
--- Record attempt outcomes: complete, error (with retry time) or cancelled.
+-- Record attempt outcomes: complete, error (with retry time) or cancelled; refund 1 gives back
+-- the attempt of a step released unfinished by a stopping worker.
 UPDATE tasker.steps s
 SET status = r.status, results = r.results, error = r.error, retryable = r.retryable,
     next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
     ready_at = COALESCE(r.next_retry_at, s.ready_at),
     completed_at = CASE WHEN r.status = 'complete' THEN %(now)s::timestamptz END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
-    transition_count = s.transition_count + 1
+    transition_count = s.transition_count + 1,
+    attempts = s.attempts - COALESCE(r.refund, 0)
 FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, status text, results jsonb, error jsonb,
-    retryable boolean, next_retry_at timestamptz)
+    retryable boolean, next_retry_at timestamptz, refund integer)
 WHERE s.id = r.id
 RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.max_attempts;
 

@@ -73,19 +73,22 @@ WHERE s.status = 'in_progress'
 ORDER BY s.id;
 
 -- finish_steps --
--- Record attempt outcomes: complete, error (with retry time) or cancelled.
+-- Record attempt outcomes: complete, error (with retry time) or cancelled; refund 1 gives back
+-- the attempt of a step released unfinished by a stopping worker.
 UPDATE steps
 SET status = r.status, results = r.results, error = r.error, retryable = r.retryable,
     next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
     ready_at = COALESCE(r.next_retry_at, steps.ready_at),
     completed_at = CASE WHEN r.status = 'complete' THEN :now END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
-    transition_count = transition_count + 1
+    transition_count = transition_count + 1,
+    attempts = attempts - coalesce(r.refund, 0)
 FROM (SELECT value ->> '$.id' AS id, value ->> '$.status' AS status,
              nullif(value -> '$.results', 'null') AS results,
              nullif(value -> '$.error', 'null') AS error,
              value ->> '$.retryable' AS retryable,
-             value ->> '$.next_retry_at' AS next_retry_at
+             value ->> '$.next_retry_at' AS next_retry_at,
+             value ->> '$.refund' AS refund
       FROM json_each(:rows)) AS r
 WHERE steps.id = r.id
 RETURNING id, task_id, name, status, transition_count, attempts, max_attempts;

@@ -1,0 +1,134 @@
+"""Threads for sync handlers that a hung handler cannot exhaust or keep alive.
+
+``concurrent.futures.ThreadPoolExecutor`` has a fixed number of threads, joined when
+the interpreter exits. A handler that never returns then holds one of them for good:
+every step queued behind it waits without running, and the process cannot exit. Here a
+thread is started whenever none is idle, so a step always starts at once; the caller
+bounds how many steps run (the worker's slots). A thread whose step was given up at
+its timeout is *abandoned*: counted until its handler returns, if it ever does. The
+threads are daemons, so an abandoned one never keeps the process alive.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+IDLE_SECONDS = 60.0  # an idle thread exits after this long
+
+
+class _Job:
+    __slots__ = ("abandoned", "args", "fn", "future")
+
+    def __init__(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]):
+        self.future = future
+        self.fn = fn
+        self.args = args
+        self.abandoned = False
+
+
+class HandlerThreads(Executor):
+    """An executor that never makes a job wait for a thread."""
+
+    def __init__(self, name: str = "tasker-step"):
+        self._name = name
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads = 0
+        self._abandoned = 0
+        self._running: dict[Future[Any], _Job] = {}
+        self._closed = False
+
+    @property
+    def abandoned(self) -> int:
+        """Threads still running a handler whose step was given up."""
+        with self._lock:
+            return self._abandoned
+
+    @property
+    def threads(self) -> int:
+        with self._lock:
+            return self._threads
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        if kwargs:
+            raise TypeError("HandlerThreads.submit takes positional arguments only")
+        future: Future[T] = Future()
+        job = _Job(future, fn, args)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("HandlerThreads is shut down")
+            self._running[future] = job
+            start = self._idle == 0
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        if start:
+            threading.Thread(
+                target=self._serve, name=f"{self._name}-{id(job):x}", daemon=True
+            ).start()
+        self._jobs.put(job)
+        return future
+
+    def abandon(self, future: Future[Any]) -> bool:
+        """Give up on a running job (its step timed out). True if its thread is stuck in
+        the handler now, and so counted as abandoned until the handler returns."""
+        with self._lock:
+            job = self._running.get(future)
+            if job is None or job.abandoned:
+                return False
+            job.abandoned = True
+            self._abandoned += 1
+            return True
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop the idle threads. Never waits for a running handler: it may never return."""
+        with self._lock:
+            self._closed = True
+            idle = self._idle
+        for _ in range(idle):
+            self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                job = self._jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                job = None
+                with self._lock:
+                    if self._idle == 0:
+                        continue  # a job is on its way to this thread
+                    self._idle -= 1
+                    self._threads -= 1
+                return
+            if job is None:
+                with self._lock:
+                    self._threads -= 1
+                return
+            self._run(job)
+            with self._lock:
+                self._running.pop(job.future, None)
+                if job.abandoned:
+                    self._abandoned -= 1
+                if self._closed:
+                    self._threads -= 1
+                    return
+                self._idle += 1
+
+    @staticmethod
+    def _run(job: _Job) -> None:
+        if not job.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = job.fn(*job.args)
+        except BaseException as exc:  # user code: whatever it raises belongs to its step
+            job.future.set_exception(exc)
+        else:
+            job.future.set_result(result)
