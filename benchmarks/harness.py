@@ -365,7 +365,7 @@ def transaction_counts(dbname: str) -> dict[str, int]:
 @contextlib.contextmanager
 def tasker_database(run: Run, backend: str, name: str) -> Iterator[str]:
     """A fresh, migrated Tasker database of ``backend`` for one scenario; yields its URL."""
-    from tasker.store.database import open_database
+    from tasker.store import open_database
     from tasker.store.migrations import upgrade
 
     if backend == "postgres":
@@ -419,7 +419,7 @@ def remove_sqlite(path: Path) -> None:
 def open_tasker(run: Run, url: str) -> Any:
     """A Tasker on ``url`` that knows this run's templates."""
     from tasker import Settings, Tasker, TemplateRegistry
-    from tasker.store.database import open_database
+    from tasker.store import open_database
 
     if str(run.workdir) not in sys.path:
         sys.path.insert(0, str(run.workdir))

@@ -18,7 +18,7 @@ from benchmarks.harness import Probe, admin, drop_database, remove_sqlite, serve
 @contextlib.contextmanager
 def soak_database(backend: str, workdir: Path, seed: int, keep: bool) -> Iterator[str]:
     """A fresh, migrated database (``tasker_soak_<seed>_<random>``), dropped afterwards."""
-    from tasker.store.database import open_database
+    from tasker.store import open_database
     from tasker.store.migrations import upgrade
 
     name = f"tasker_soak_{seed}_{uuid.uuid4().hex[:6]}"

@@ -121,7 +121,7 @@ class Feeder(threading.Thread):
 
     def run(self) -> None:
         from tasker import Settings, Tasker, TaskRequest, TemplateRegistry
-        from tasker.store.database import open_database
+        from tasker.store import open_database
 
         tasker = Tasker(
             open_database(self.url),

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from tasker.definitions import TemplateDefinition
-from tasker.definitions.loader import parse_template
+from tasker.definitions.parse import parse_template
 from tasker.testing import patterns
 
 NAMESPACE = "soak"

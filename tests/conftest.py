@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tasker.store.database import Database, open_database
+from tasker.store import open_database
+from tasker.store.database import Database
 from tasker.store.migrations import upgrade
 
 ADMIN_URL = os.environ.get(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
-from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry
+from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry, parse_template
 from tasker.engine import coverage, creation, execution, recovery, retention
 from tasker.engine.creation import TaskRequest
 from tasker.engine.views import event_json, task_json, transition_json
@@ -29,8 +29,9 @@ from tasker.exceptions import (
 from tasker.observability.metrics import TaskerMetrics
 from tasker.observability.tracing import start_task_trace
 from tasker.payloads import check_storable
+from tasker.store import open_database
 from tasker.store import readiness as readiness_sql
-from tasker.store.database import Connection, Database, open_database
+from tasker.store.database import Connection, Database
 
 log = logging.getLogger("tasker")
 T = TypeVar("T")
@@ -105,7 +106,7 @@ class Tasker:
             return self.registry.get(name, namespace, version)
         except TemplateNotFound:
             stored = [
-                TemplateDefinition.from_dict(row["definition"], source="database")
+                parse_template(row["definition"], source="database")
                 for row in self.read(lambda c: c.fetch_all("list_stored_templates"))
                 if row["namespace"] == namespace
                 and row["name"] == name

@@ -26,7 +26,7 @@ from tasker.definitions import TemplateRegistry
 from tasker.engine.creation import TaskRequest
 from tasker.engine.worker import Worker, WorkerOptions
 from tasker.examples import TEMPLATES_DIRECTORY
-from tasker.store.database import open_database
+from tasker.store import open_database
 from tasker.store.migrations import upgrade
 
 DEFAULT_DIRECTORY = Path(".tasker-demo")

@@ -31,7 +31,7 @@ import pytest
 from tasker.app import Tasker
 from tasker.definitions import TemplateRegistry
 from tasker.engine.runner import run_until_final
-from tasker.store.database import open_database
+from tasker.store import open_database
 from tasker.store.migrations import upgrade
 
 ADMIN_URL = os.environ.get(

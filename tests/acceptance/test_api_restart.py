@@ -15,7 +15,7 @@ from api_support import module_database, running_server
 
 from postgres_restart import restart_postgres, restartable_postgres
 from tasker import Tasker
-from tasker.store.database import open_database
+from tasker.store import open_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, restartable_postgres]
 

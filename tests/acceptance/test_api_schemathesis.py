@@ -22,7 +22,7 @@ from api_support import BACKENDS, ApiServer, module_server
 
 from tasker.api import create_app
 from tasker.app import Tasker
-from tasker.store.database import open_database
+from tasker.store import open_database
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402  (after importorskip)

@@ -28,7 +28,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tasker.store.database import Database, open_database
+from tasker.store import open_database
+from tasker.store.database import Database
 from tasker.store.migrations import upgrade
 
 pytestmark = pytest.mark.benchmark

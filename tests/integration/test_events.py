@@ -22,7 +22,8 @@ from tasker.engine.worker import Worker, WorkerOptions
 from tasker.events import EventBus, EventConsumer, RetryPolicy, WebhookSubscriber, verify
 from tasker.events.catalog import BY_NAME, render_markdown
 from tasker.exceptions import ValidationError
-from tasker.store.database import Database, open_database
+from tasker.store import open_database
+from tasker.store.database import Database
 
 
 def flaky_pipeline() -> Template:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tasker import PermanentError, RetryableError, StepContext, TemplateDefinition
+from tasker.definitions.parse import parse_template
 from tasker.handlers.http import http_request, parse_retry_after
 from tasker.testing import TaskRun, assert_attempts, assert_complete, assert_status, run_task
 
@@ -113,7 +114,7 @@ def step(config: dict[str, Any] | None = None) -> StepContext:
 
 
 def http_template(config: dict[str, Any], max_attempts: int = 3) -> TemplateDefinition:
-    return TemplateDefinition.from_dict(
+    return parse_template(
         {
             "namespace": "http_test",
             "name": "call",

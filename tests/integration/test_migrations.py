@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tasker.store.database import open_database
+from tasker.store import open_database
 from tasker.store.migrations import migration_status, upgrade
 from tasker.store.queries import load_migrations
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tasker import Settings, Tasker, TaskRequest
-from tasker.definitions import TemplateDefinition, TemplateRegistry
+from tasker.definitions import TemplateDefinition, TemplateRegistry, parse_template
 from tasker.engine.execution import Outcome
 from tasker.engine.worker import Worker, WorkerOptions
 from tasker.exceptions import ValidationError
@@ -34,7 +34,7 @@ WORKER_SECONDS = 30  # a worker that has not finished by then is wedged
 
 
 def template(name: str, handlers: dict[str, str], **defaults: Any) -> TemplateDefinition:
-    return TemplateDefinition.from_dict(
+    return parse_template(
         {
             "name": name,
             "defaults": {"max_attempts": 1, **defaults},

@@ -29,7 +29,8 @@ from readiness_model import (
     task_specs,
 )
 
-from tasker.store.database import Database, open_database
+from tasker.store import open_database
+from tasker.store.database import Database
 from tasker.store.readiness import (
     BLOCKING_REASONS,
     EXECUTION_STATUSES,

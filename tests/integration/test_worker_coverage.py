@@ -11,7 +11,7 @@ import pytest
 
 from tasker import FakeClock, Tasker, TaskRequest
 from tasker.definitions import HandlerCoverage, TemplateRegistry
-from tasker.definitions.loader import parse_template
+from tasker.definitions.parse import parse_template
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.store.database import Database
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasker.definitions import load_template_file
-from tasker.definitions.loader import BACKOFF_KEYS, DEFAULTS_KEYS, STEP_KEYS, TOP_LEVEL_KEYS
+from tasker.definitions.parse import BACKOFF_KEYS, DEFAULTS_KEYS, STEP_KEYS, TOP_LEVEL_KEYS
 from tasker.examples import TEMPLATES_DIRECTORY
 
 ROOT = Path(__file__).resolve().parents[2]

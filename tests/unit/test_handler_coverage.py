@@ -6,7 +6,7 @@ import pytest
 
 from tasker import Template
 from tasker.definitions import TemplateRegistry
-from tasker.definitions.loader import parse_template
+from tasker.definitions.parse import parse_template
 from tasker.exceptions import TemplateError
 
 NOOP = "tasker.builtin_handlers:noop"

@@ -19,7 +19,7 @@ from tasker import FakeClock, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
 from tasker.engine.runner import run_until_final
 from tasker.observability.logging import JsonFormatter, SecretMasker, TextFormatter
-from tasker.store.database import open_database
+from tasker.store import open_database
 from tasker.store.migrations import upgrade
 
 _EXPORTER = InMemorySpanExporter()

@@ -18,6 +18,7 @@ from tasker.definitions import (
     load_templates,
     validate_template,
 )
+from tasker.definitions.parse import parse_template
 from tasker.exceptions import TemplateError, ValidationError
 from tasker.retry import Backoff
 
@@ -470,14 +471,14 @@ def test_to_dict_is_json_and_from_dict_gives_back_an_equal_definition(tmp_path: 
         "timeout_seconds": 300.0,
         "backoff": {"base_seconds": 1.0, "max_seconds": 5.0, "jitter": 0.1},
     }
-    assert TemplateDefinition.from_dict(data) == template
+    assert parse_template(data) == template
 
 
 def test_from_dict_validates_its_input() -> None:
     data = make([StepSpec("a", NOOP)]).to_dict()
     data["steps"][0]["depends_on"] = ["a"]
     with pytest.raises(TemplateError, match=r"^db: step 'a': depends on itself$"):
-        TemplateDefinition.from_dict(data, source="db")
+        parse_template(data, source="db")
 
 
 def test_load_templates_reads_directories_recursively_in_sorted_order(tmp_path: Path) -> None:

@@ -276,7 +276,7 @@ def test_a_kept_database_can_be_inspected_afterwards(tmp_path: Path) -> None:
     run = run_task(linear(2), database_url=url)
 
     assert run.database_url == url
-    from tasker.store.database import open_database
+    from tasker.store import open_database
 
     with Tasker(open_database(url)) as app:
         assert app.task_status(run.task_id) == "complete"

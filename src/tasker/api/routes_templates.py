@@ -15,7 +15,7 @@ from tasker.api.deps import COMMON_ERRORS, Filter, TaskerDep, error_responses, g
 from tasker.api.schemas import NO_NUL, TemplateDetail, TemplateSummary
 from tasker.api.security import Reader
 from tasker.app import Tasker
-from tasker.definitions import TemplateDefinition
+from tasker.definitions import TemplateDefinition, parse_template
 from tasker.exceptions import TemplateError
 
 logger = logging.getLogger("tasker.api")
@@ -33,7 +33,7 @@ def known_templates(tasker: Tasker) -> list[TemplateDefinition]:
         if key in found:
             continue
         try:
-            found[key] = TemplateDefinition.from_dict(row["definition"], source="database")
+            found[key] = parse_template(row["definition"], source="database")
         except TemplateError as exc:  # an old or foreign row must not hide the others
             logger.warning("skipping stored template %s: %s", key, exc)
     return sorted(found.values(), key=lambda t: (t.namespace, t.name, t.version_tuple()))

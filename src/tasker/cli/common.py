@@ -33,7 +33,8 @@ from tasker.exceptions import (
     ValidationError,
 )
 from tasker.payloads import MAX_DEPTH
-from tasker.store.database import Database, open_database
+from tasker.store import open_database
+from tasker.store.database import Database
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1

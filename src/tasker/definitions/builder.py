@@ -19,7 +19,7 @@ from dataclasses import asdict
 from typing import Any, TypeVar
 
 from tasker.definitions.handlers import handler_path_of
-from tasker.definitions.loader import STEP_KEYS, parse_template
+from tasker.definitions.parse import STEP_KEYS, parse_template
 from tasker.definitions.template import TemplateDefinition
 from tasker.exceptions import TemplateError
 from tasker.retry import Backoff

@@ -142,19 +142,6 @@ class TemplateDefinition:
             "steps": [spec.to_dict() for spec in self.steps],
         }
 
-    @classmethod
-    def from_dict(
-        cls, data: Any, source: str | None = None, *, check_handlers: bool = False
-    ) -> TemplateDefinition:
-        """Parse and validate the YAML shape (``to_dict`` output or a hand-written template).
-
-        Handlers are not imported unless ``check_handlers``: a stored definition may name
-        functions registered in another process; the registry resolves them when run.
-        """
-        from tasker.definitions.loader import parse_template  # loader builds on this module
-
-        return parse_template(data, source=source, check_handlers=check_handlers)
-
 
 def validate_template(
     t: TemplateDefinition,

@@ -7,7 +7,7 @@ this layer branches on the dialect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -110,26 +110,3 @@ def unencodable_text(query: str, params: Mapping[str, Any]) -> ValidationError:
         for problem in text_problems(text)
     ]
     return ValidationError("; ".join(found) or f"{query}: a parameter is not valid Unicode")
-
-
-def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def open_database(url: str, **options: Any) -> Database:
-    """Open the database ``url`` names: ``sqlite:///path`` or ``postgresql://...``."""
-    from tasker.exceptions import ConfigurationError
-
-    if url.startswith("sqlite:"):
-        from tasker.store.sqlite import SQLiteDatabase
-
-        return SQLiteDatabase(url, **options)
-    if url.startswith(("postgresql:", "postgres:")):
-        from tasker.store.postgres import PostgresDatabase
-
-        return PostgresDatabase(url, **options)
-    raise ConfigurationError(
-        f"unsupported database URL {url!r}: use sqlite:///path/to/file.db "
-        "or postgresql://user@host:5432/dbname"
-    )

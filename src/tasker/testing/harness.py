@@ -22,7 +22,8 @@ from tasker.config import Settings
 from tasker.definitions import Template, TemplateDefinition, TemplateRegistry, load_template_file
 from tasker.engine.creation import TaskRequest
 from tasker.engine.runner import run_until_final
-from tasker.store.database import Database, open_database
+from tasker.store import open_database
+from tasker.store.database import Database
 from tasker.store.migrations import upgrade
 from tasker.testing.patterns import Plans, apply_plans
 

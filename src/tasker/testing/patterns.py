@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from typing import Any, TypedDict, Unpack
 
 from tasker.definitions import TemplateDefinition, validate_template
-from tasker.definitions.loader import parse_template
+from tasker.definitions.parse import parse_template
 from tasker.exceptions import TemplateError
 from tasker.retry import Backoff
 from tasker.testing.handlers import check_plan

@@ -25,7 +25,7 @@ from tasker.app import Tasker
 from tasker.clock import FakeClock
 from tasker.config import Settings
 from tasker.definitions import TemplateRegistry
-from tasker.store.database import open_database
+from tasker.store import open_database
 from tasker.store.migrations import upgrade
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -1,0 +1,181 @@
+"""The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
+
+Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
+``defaults``, ``steps`` (docs/templates.md). Quote the version: YAML reads
+``version: 1.10`` as the float 1.1. Unquoted numbers are accepted and turned into
+strings. The same parser serves YAML files, the Python builder and stored definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, replace
+from typing import Any, Protocol
+
+from tasker.definitions.template import StepSpec, TemplateDefinition, validate_template
+from tasker.exceptions import TemplateError
+from tasker.retry import Backoff
+
+TOP_LEVEL_KEYS = (
+    "namespace", "name", "version", "description", "context_schema", "defaults", "steps",
+)  # fmt: skip
+DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
+STEP_KEYS = ("name", "handler", "depends_on", "description", "config", *DEFAULTS_KEYS)
+BACKOFF_KEYS = ("base_seconds", "max_seconds", "jitter")
+
+
+def parse_template(
+    data: Any,
+    *,
+    source: str | None = None,
+    check_handlers: bool = True,
+    known_handlers: Collection[str] = (),
+) -> TemplateDefinition:
+    """Check the shape of one YAML document (keys and types), apply defaults, validate."""
+
+    def fail(problem: str, step: str | None = None) -> TemplateError:
+        return TemplateError(problem, source=source, step=step)
+
+    if not isinstance(data, Mapping):
+        raise fail(f"a template must be a mapping, got {_type_name(data)}")
+    _check_keys(data, TOP_LEVEL_KEYS, "the template", fail)
+    if "name" not in data:
+        raise fail("missing required key 'name'")
+    if "steps" not in data:
+        raise fail("missing required key 'steps'")
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        raise fail(f"defaults must be a mapping, got {_type_name(defaults)}")
+    _check_keys(defaults, DEFAULTS_KEYS, "defaults", fail)
+    base = _options(defaults, StepSpec(name="", handler=""), "defaults", fail, None)
+    raw_steps = data["steps"]
+    if not isinstance(raw_steps, list):
+        raise fail(f"steps must be a list, got {_type_name(raw_steps)}")
+    steps = tuple(_parse_step(raw, index, base, fail) for index, raw in enumerate(raw_steps))
+    schema = data.get("context_schema")
+    if schema is not None and not isinstance(schema, Mapping):
+        raise fail(f"context_schema must be a mapping (a JSON Schema), got {_type_name(schema)}")
+    template = TemplateDefinition(
+        namespace=_text(data.get("namespace", "default"), "namespace", fail, None),
+        name=_text(data["name"], "name", fail, None),
+        version=_version(data.get("version", "0.1.0"), fail),
+        steps=steps,
+        description=_optional_text(data.get("description"), "description", fail, None),
+        context_schema=dict(schema) if schema is not None else None,
+        source=source,
+    )
+    validate_template(template, check_handlers=check_handlers, known_handlers=known_handlers)
+    return template
+
+
+class _Fail(Protocol):  # the local ``fail`` of parse_template
+    def __call__(self, problem: str, step: str | None = None) -> TemplateError: ...
+
+
+def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
+    if not isinstance(raw, Mapping):
+        raise fail(f"steps[{index}] must be a mapping, got {_type_name(raw)}")
+    name = raw.get("name")
+    if not isinstance(name, str):
+        problem = "missing required key 'name'" if name is None else "name must be a string"
+        raise fail(f"steps[{index}]: {problem}")
+    _check_keys(raw, STEP_KEYS, "a step", fail, name)
+    if "handler" not in raw:
+        raise fail("missing required key 'handler'", name)
+    depends_on = raw.get("depends_on")
+    if depends_on is None:
+        depends_on = []
+    if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
+        raise fail(f"depends_on must be a list of step names, got {depends_on!r}", name)
+    config = raw.get("config")
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise fail(f"config must be a mapping, got {_type_name(config)}", name)
+    return _options(
+        raw,
+        replace(
+            base,
+            name=name,
+            handler=_text(raw["handler"], "handler", fail, name),
+            depends_on=tuple(depends_on),
+            config=dict(config),
+            description=_optional_text(raw.get("description"), "description", fail, name),
+        ),
+        "step",
+        fail,
+        name,
+    )
+
+
+def _options(
+    raw: Mapping[str, Any], spec: StepSpec, where: str, fail: _Fail, step: str | None
+) -> StepSpec:
+    """``spec`` with the retry options present in ``raw`` applied (backoff merges)."""
+    changes: dict[str, Any] = {}
+    if "max_attempts" in raw:
+        value = raw["max_attempts"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"max_attempts must be an integer, got {value!r}", step)
+        changes["max_attempts"] = value
+    if "retryable" in raw:
+        if not isinstance(raw["retryable"], bool):
+            raise fail(f"retryable must be true or false, got {raw['retryable']!r}", step)
+        changes["retryable"] = raw["retryable"]
+    if "timeout_seconds" in raw:
+        value = raw["timeout_seconds"]
+        if value is not None:
+            value = _number(value, "timeout_seconds", fail, step)
+        changes["timeout_seconds"] = value
+    if raw.get("backoff") is not None:
+        backoff = raw["backoff"]
+        if not isinstance(backoff, Mapping):
+            raise fail(f"backoff must be a mapping, got {_type_name(backoff)}", step)
+        _check_keys(backoff, BACKOFF_KEYS, f"{where} backoff", fail, step)
+        merged = {
+            key: _number(value, f"backoff.{key}", fail, step) for key, value in backoff.items()
+        }
+        changes["backoff"] = Backoff(**{**asdict(spec.backoff), **merged})
+    return replace(spec, **changes)
+
+
+def _check_keys(
+    raw: Mapping[Any, Any],
+    allowed: tuple[str, ...],
+    where: str,
+    fail: _Fail,
+    step: str | None = None,
+) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise fail(f"unknown key {key!r} in {where}; allowed keys: {', '.join(allowed)}", step)
+
+
+def _number(value: Any, key: str, fail: _Fail, step: str | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(f"{key} must be a number, got {value!r}", step)
+    return float(value)
+
+
+def _text(value: Any, key: str, fail: _Fail, step: str | None) -> str:
+    if not isinstance(value, str):
+        raise fail(f"{key} must be a string, got {value!r}", step)
+    return value
+
+
+def _optional_text(value: Any, key: str, fail: _Fail, step: str | None) -> str | None:
+    return None if value is None else _text(value, key, fail, step)
+
+
+def _version(value: Any, fail: _Fail) -> str:
+    # YAML reads 1.0 as a float and 1 as an int; accept them (1.10 has already become 1.1)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise fail(f"version must be a string such as '1.0.0', got {value!r}")
+    return value
+
+
+def _type_name(value: Any) -> str:
+    names: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+    return names.get(type(value), type(value).__name__)
