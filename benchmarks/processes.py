@@ -132,6 +132,7 @@ def start_worker(
     burst: bool = True,
     grace_seconds: float = 5.0,
     poll_seconds: float | None = None,
+    pool: str = "thread",
 ) -> Process:
     """A Tasker worker process (``benchmarks/worker.py``)."""
     argv = [
@@ -142,6 +143,7 @@ def start_worker(
         f"--batch-size={batch_size}",
         f"--lease-seconds={lease_seconds}",
         f"--grace-seconds={grace_seconds}",
+        f"--pool={pool}",
     ]
     if burst:
         argv.append("--burst")
@@ -241,6 +243,7 @@ def burst_run(
     batch_size: int = 100,
     timeout_seconds: float = 300.0,
     task_ids: Sequence[int] | None = None,
+    pool: str = "thread",
 ) -> dict[str, Any]:
     """Start ``processes`` burst workers on a database full of work, wait until they exit,
     and read what happened: steps/s between the first start and the last completion (from
@@ -257,7 +260,9 @@ def burst_run(
     started = time.perf_counter()
     with backends:
         workers = [
-            start_worker(run, url, concurrency=concurrency, batch_size=batch_size, burst=True)
+            start_worker(
+                run, url, concurrency=concurrency, batch_size=batch_size, burst=True, pool=pool
+            )
             for _ in range(processes)
         ]
         try:

@@ -29,6 +29,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--grace-seconds", type=float, default=5.0)
     parser.add_argument("--poll-seconds", type=float, default=None)
     parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--pool", choices=["thread", "process"], default="thread")
     return parser.parse_args(argv)
 
 
@@ -43,6 +44,7 @@ async def main(args: argparse.Namespace) -> None:
             grace_seconds=args.grace_seconds,
             poll_interval_seconds=args.poll_seconds,
             burst=args.burst,
+            pool=args.pool,
         ),
     )
     loop = asyncio.get_running_loop()

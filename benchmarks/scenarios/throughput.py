@@ -47,6 +47,7 @@ class Case:
     concurrency: int = 200
     batch_size: int = 100
     async_handler: bool = False
+    pool: str = "thread"  # the worker's --pool
 
     @property
     def key(self) -> str:
@@ -56,11 +57,13 @@ class Case:
             else (f".c{self.concurrency}b{self.batch_size}")
         )
         suffix = ".async" if self.async_handler else ""
+        suffix += ".process" if self.pool == "process" else ""
         return f"throughput.{self.backend}.{self.workload}.{self.processes}p{variant}{suffix}"
 
     @property
     def label(self) -> str:
         handler = ", async handler" if self.async_handler else ""
+        handler += ", --pool process" if self.pool == "process" else ""
         return (
             f"{self.workload} steps/s, {self.processes} proc "
             f"(conc {self.concurrency}, batch {self.batch_size}{handler})"
@@ -74,7 +77,10 @@ def cases(run: Run) -> list[Case]:
         if run.uses("postgres"):
             found += [Case("postgres", "independent", 2), Case("postgres", "diamond", 1)]
         if run.uses("sqlite"):
-            found += [Case("sqlite", "independent", 2)]
+            found += [
+                Case("sqlite", "independent", 2),
+                Case("sqlite", "independent", 1, 4, 4, pool="process"),
+            ]
         return found
     if run.uses("postgres"):
         found += [
@@ -87,6 +93,10 @@ def cases(run: Run) -> list[Case]:
             Case("postgres", "independent", 2, 50, 50),
             Case("postgres", "independent", 2, 10, 50),
             Case("postgres", "independent", 2, async_handler=True),
+            # Handlers in child processes (killed at their timeout) against threads, with
+            # 8 slots: a child process per slot, so a process pool stays small.
+            Case("postgres", "independent", 2, 8, 8),
+            Case("postgres", "independent", 2, 8, 8, pool="process"),
         ]
     if run.uses("sqlite"):
         found += [Case("sqlite", "independent", 1), Case("sqlite", "independent", 2)]
@@ -141,6 +151,7 @@ def run(run: Run) -> ScenarioResult:
                             processes=case.processes,
                             concurrency=case.concurrency,
                             batch_size=case.batch_size,
+                            pool=case.pool,
                         )
                     )
     result.samples = {"creation": creation, "cases": samples}
@@ -194,6 +205,10 @@ def run(run: Run) -> ScenarioResult:
     two = result.figure("throughput.postgres.independent.2p")
     if one and two and one.value and two.value:
         two.ratio_to("x 1 proc", one.value)
+    threads = result.figure("throughput.postgres.independent.2p.c8b8")
+    children = result.figure("throughput.postgres.independent.2p.c8b8.process")
+    if threads and children and threads.value and children.value:
+        children.ratio_to("x threads", threads.value)
     one = result.figure("throughput.sqlite.independent.1p")
     two = result.figure("throughput.sqlite.independent.2p")
     if one and two and one.value and two.value:
