@@ -142,7 +142,9 @@ def machine_info(run: Run) -> dict[str, Any]:
         try:
             from importlib.metadata import version
 
-            info[f"{library}_version"] = version(library if library != "tasker" else "tasker-py")
+            info[f"{library}_version"] = version(
+                library if library != "tasker" else "tasker-workflows"
+            )
         except Exception:  # not installed: the baselines were skipped
             info[f"{library}_version"] = None
     return info
