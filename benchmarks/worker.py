@@ -18,7 +18,7 @@ import signal
 import sys
 
 from tasker import Settings, Tasker
-from tasker.engine.worker import Worker, WorkerOptions
+from tasker.runtime.worker import Worker, WorkerOptions
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

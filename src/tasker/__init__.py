@@ -6,9 +6,9 @@ from tasker.app import Tasker
 from tasker.clock import Clock, FakeClock, SystemClock
 from tasker.config import Settings
 from tasker.definitions import Template, TemplateDefinition, TemplateRegistry
-from tasker.engine.context import StepContext
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import PermanentError, RetryableError, TaskerError
+from tasker.runtime.context import StepContext
 from tasker.states import State
 
 __version__ = "0.1.0"

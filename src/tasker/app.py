@@ -18,7 +18,6 @@ from tasker.config import Settings
 from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry, parse_template
 from tasker.engine import coverage, creation, execution, recovery, retention
 from tasker.engine.creation import TaskRequest
-from tasker.engine.views import event_json, task_json, transition_json
 from tasker.exceptions import (
     DatabaseUnavailable,
     DuplicateKey,
@@ -29,6 +28,7 @@ from tasker.exceptions import (
 from tasker.observability.metrics import TaskerMetrics
 from tasker.observability.tracing import start_task_trace
 from tasker.payloads import check_storable
+from tasker.serialization import event_json, task_json, transition_json
 from tasker.store import open_database
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Connection, Database

@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tasker.app import Tasker
-from tasker.engine.views import iso
 from tasker.exceptions import DuplicateKey, NotFound, TransientStoreError, ValidationError
+from tasker.serialization import iso
 from tasker.store.database import Json, Row
 
 __all__ = [

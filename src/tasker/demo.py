@@ -24,8 +24,8 @@ from tasker.clock import SystemClock
 from tasker.config import Settings
 from tasker.definitions import TemplateRegistry
 from tasker.engine.creation import TaskRequest
-from tasker.engine.worker import Worker, WorkerOptions
 from tasker.examples import TEMPLATES_DIRECTORY
+from tasker.runtime.worker import Worker, WorkerOptions
 from tasker.store import open_database
 from tasker.store.migrations import upgrade
 

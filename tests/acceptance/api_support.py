@@ -30,7 +30,7 @@ import pytest
 
 from tasker.app import Tasker
 from tasker.definitions import TemplateRegistry
-from tasker.engine.runner import run_until_final
+from tasker.runtime.runner import run_until_final
 from tasker.store import open_database
 from tasker.store.migrations import upgrade
 

@@ -27,8 +27,8 @@ from cli_support import (
 )
 
 from tasker import Tasker, __version__
-from tasker.engine.runner import run_until_final
 from tasker.events import EventConsumer
+from tasker.runtime.runner import run_until_final
 from tasker.store.queries import load_migrations
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 from cli_support import Cli, cli_env, create, open_library, write_templates
 
 from tasker import Tasker
-from tasker.engine.runner import run_until_final
+from tasker.runtime.runner import run_until_final
 
 pytestmark = pytest.mark.slow
 

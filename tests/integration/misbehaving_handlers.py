@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from tasker.engine.context import StepContext
+from tasker.runtime.context import StepContext
 
 RELEASE = threading.Event()  # set by a test to let hung handlers of its process return
 

@@ -18,8 +18,8 @@ import pytest
 from tasker import FakeClock, PermanentError, RetryableError, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
 from tasker.engine.execution import Outcome
-from tasker.engine.runner import run_until_final
 from tasker.exceptions import IdempotencyConflict, InvalidTransition, ValidationError
+from tasker.runtime.runner import run_until_final
 from tasker.store.database import Database
 
 

@@ -17,11 +17,11 @@ import pytest
 
 from tasker import FakeClock, PermanentError, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
-from tasker.engine.runner import run_until_final
-from tasker.engine.worker import Worker, WorkerOptions
 from tasker.events import EventBus, EventConsumer, RetryPolicy, WebhookSubscriber, verify
 from tasker.events.catalog import BY_NAME, render_markdown
 from tasker.exceptions import ValidationError
+from tasker.runtime.runner import run_until_final
+from tasker.runtime.worker import Worker, WorkerOptions
 from tasker.store import open_database
 from tasker.store.database import Database
 
@@ -120,7 +120,7 @@ def test_a_custom_event_exists_only_if_its_step_completed(database: Database) ->
 
 @pytest.mark.parametrize("name", ["task.hijack", "workflow.x", "step.done", "Bad Name", "solo"])
 def test_publish_refuses_reserved_or_malformed_names(name: str) -> None:
-    from tasker.engine.context import StepContext
+    from tasker.runtime.context import StepContext
 
     ctx = StepContext(1, 1, "s", 1, 1, {}, {}, {})
     with pytest.raises(ValidationError):

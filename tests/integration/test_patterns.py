@@ -13,7 +13,7 @@ import pytest
 
 from tasker import Tasker, TaskRequest
 from tasker.definitions import TemplateDefinition, TemplateRegistry
-from tasker.engine.worker import Worker, WorkerOptions
+from tasker.runtime.worker import Worker, WorkerOptions
 from tasker.store.database import Database
 from tasker.testing import patterns
 from tasker.testing.handlers import fail_times, times_out

@@ -13,7 +13,7 @@ import signal
 import sys
 
 from tasker import Settings, Tasker
-from tasker.engine.worker import Worker, WorkerOptions
+from tasker.runtime.worker import Worker, WorkerOptions
 
 
 async def main() -> None:

@@ -17,8 +17,8 @@ from opentelemetry.trace import StatusCode
 
 from tasker import FakeClock, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
-from tasker.engine.runner import run_until_final
 from tasker.observability.logging import JsonFormatter, SecretMasker, TextFormatter
+from tasker.runtime.runner import run_until_final
 from tasker.store import open_database
 from tasker.store.migrations import upgrade
 

@@ -14,8 +14,8 @@ import pytest
 
 import tasker.testing
 from tasker import FakeClock, StepContext, Tasker, TaskRequest, Template, TemplateDefinition
-from tasker.engine.runner import run_until_final
 from tasker.exceptions import TemplateError
+from tasker.runtime.runner import run_until_final
 from tasker.testing import (
     always_fail,
     assert_attempts,

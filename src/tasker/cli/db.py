@@ -8,7 +8,7 @@ import typer
 
 from tasker.cli import common
 from tasker.cli.render import table
-from tasker.engine.views import iso
+from tasker.serialization import iso
 from tasker.store.migrations import MigrationStatus, migration_status, upgrade
 
 app = typer.Typer(name="db", help="Apply and list schema migrations.", no_args_is_help=True)

@@ -26,7 +26,7 @@ def run_command(
 
     Exit 0 when it completes, 1 when it ends in error or is cancelled.
     """
-    from tasker.engine.runner import run_until_final
+    from tasker.runtime.runner import run_until_final
 
     request = TaskRequest(
         name=name, context=common.parse_context(context), namespace=namespace, version=version

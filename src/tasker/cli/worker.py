@@ -74,7 +74,7 @@ def worker_command(
     ] = None,
 ) -> None:
     """Run a worker: claim ready steps of any task and run them."""
-    from tasker.engine.worker import Worker, WorkerOptions
+    from tasker.runtime.worker import Worker, WorkerOptions
 
     # A handler that does not import here does not stop the worker: it serves the others
     # and leaves those steps to workers that have them (it says which at start-up).

@@ -14,9 +14,9 @@ from typing import Any
 
 from tasker.engine.finalization import finalize_tasks
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
-from tasker.engine.views import iso
 from tasker.payloads import storable_text
 from tasker.retry import Backoff, next_retry_at, should_retry
+from tasker.serialization import iso
 from tasker.store.database import Connection, Json, Row
 
 

@@ -16,8 +16,8 @@ from datetime import timedelta
 from typing import Any
 
 from tasker.app import Tasker
-from tasker.engine.views import event_json
 from tasker.events.bus import EventBus
+from tasker.serialization import event_json
 
 Event = dict[str, Any]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tasker.engine.context import StepContext
+from tasker.runtime.context import StepContext
 
 TEMPLATES_DIRECTORY = Path(__file__).parent
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker.engine.context import StepContext
 from tasker.examples import simulate_work
 from tasker.exceptions import PermanentError
+from tasker.runtime.context import StepContext
 
 
 def submit(step: StepContext) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasker.engine.context import StepContext
 from tasker.examples import simulate_work
+from tasker.runtime.context import StepContext
 
 DATASET_SHARE = {"orders": 0.4, "customers": 0.1, "products": 0.05, "inventory": 0.45}
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import httpx
 
-from tasker.engine.context import StepContext
 from tasker.exceptions import PermanentError, RetryableError
+from tasker.runtime.context import StepContext
 
 RETRY_LATER_STATUSES = frozenset({429, 503})  # the server says when: honour Retry-After
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 425})  # request timeout, too early

@@ -26,8 +26,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tasker.engine.context import StepContext
 from tasker.exceptions import PermanentError, RetryableError
+from tasker.runtime.context import StepContext
 
 DEFAULT_TIMEOUT_SLEEP_SECONDS = 10.0
 

@@ -21,7 +21,7 @@ from tasker.clock import Clock, FakeClock
 from tasker.config import Settings
 from tasker.definitions import Template, TemplateDefinition, TemplateRegistry, load_template_file
 from tasker.engine.creation import TaskRequest
-from tasker.engine.runner import run_until_final
+from tasker.runtime.runner import run_until_final
 from tasker.store import open_database
 from tasker.store.database import Database
 from tasker.store.migrations import upgrade

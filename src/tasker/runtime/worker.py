@@ -24,13 +24,13 @@ from prometheus_client import start_http_server
 from tasker.app import Tasker
 from tasker.definitions import HandlerCoverage
 from tasker.engine.execution import ClaimedStep, Outcome
-from tasker.engine.executor import execute
-from tasker.engine.failures import error_info
-from tasker.engine.handler_processes import HandlerProcesses
-from tasker.engine.handler_threads import HandlerThreads
 from tasker.events.bus import EventBus
 from tasker.events.consumer import EventDispatcher
 from tasker.exceptions import DatabaseUnavailable, TransientStoreError
+from tasker.runtime.executor import execute
+from tasker.runtime.failures import error_info
+from tasker.runtime.handler_processes import HandlerProcesses
+from tasker.runtime.handler_threads import HandlerThreads
 
 log = logging.getLogger("tasker.worker")
 T = TypeVar("T")

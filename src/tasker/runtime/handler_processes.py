@@ -31,9 +31,9 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from tasker.definitions.handlers import import_handler
-from tasker.engine.context import StepContext
-from tasker.engine.failures import error_info, unstorable_result
 from tasker.exceptions import PermanentError, RetryableError
+from tasker.runtime.context import StepContext
+from tasker.runtime.failures import error_info, unstorable_result
 
 PARENT_CHECK_SECONDS = 1.0  # how often a child checks that its worker is still there
 

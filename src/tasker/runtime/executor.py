@@ -22,14 +22,14 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any
 
-from tasker.engine.context import StepContext
 from tasker.engine.execution import ClaimedStep, Outcome
-from tasker.engine.failures import error_info, unstorable_result
-from tasker.engine.handler_processes import ChildDied, ChildOutcome, HandlerProcesses, is_async
-from tasker.engine.handler_threads import HandlerThreads
 from tasker.exceptions import PermanentError, RetryableError
 from tasker.observability.tracing import mark_failed, step_span
 from tasker.payloads import DEFAULT_MAX_RESULT_BYTES
+from tasker.runtime.context import StepContext
+from tasker.runtime.failures import error_info, unstorable_result
+from tasker.runtime.handler_processes import ChildDied, ChildOutcome, HandlerProcesses, is_async
+from tasker.runtime.handler_threads import HandlerThreads
 
 
 def step_context(claimed: ClaimedStep) -> StepContext:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from tasker.app import Tasker
 from tasker.clock import FakeClock
 from tasker.engine.execution import ClaimedStep, Outcome
-from tasker.engine.executor import execute
-from tasker.engine.handler_threads import HandlerThreads
+from tasker.runtime.executor import execute
+from tasker.runtime.handler_threads import HandlerThreads
 
 FINAL_TASK_STATES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
 
