@@ -9,6 +9,7 @@ from tasker.definitions import Template, TemplateDefinition, TemplateRegistry
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import PermanentError, RetryableError, TaskerError
 from tasker.runtime.context import StepContext
+from tasker.runtime.worker import Worker, WorkerOptions
 from tasker.states import State
 
 __version__ = "0.1.0"
@@ -28,5 +29,7 @@ __all__ = [
     "Template",
     "TemplateDefinition",
     "TemplateRegistry",
+    "Worker",
+    "WorkerOptions",
     "__version__",
 ]
