@@ -153,6 +153,7 @@ def claim_steps(
                     "attempt": row["attempts"],
                     "max_attempts": row["max_attempts"],
                     "worker_id": worker_id,
+                    "queued_seconds": _seconds(row["ready_at"], now),
                 },
             )
         )

@@ -11,14 +11,26 @@ from dataclasses import dataclass
 
 IDENTITY = ("namespace", "name", "version")
 CHANGE = ("from_state", "to_state")
+# Present when given: who made a change (a worker id, ``reaper``, ``token:NAME``, the
+# CLI's user) and why (an operator's reason, ``lease expired``).
+ACTOR = ("actor",)
 ACTION = ("reason", "actor")
 
 
 @dataclass(frozen=True)
 class EventSpec:
+    """One event: its name, when it is published, the payload keys every instance
+    carries, and the ``optional`` keys that appear only when they apply."""
+
     name: str
     when: str
     payload: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every key an instance may carry."""
+        return (*self.payload, *self.optional)
 
 
 CATALOG: tuple[EventSpec, ...] = (
@@ -26,32 +38,38 @@ CATALOG: tuple[EventSpec, ...] = (
         "task.started",
         "a task's first step is claimed (pending -> in_progress)",
         (*IDENTITY, *CHANGE),
+        ACTOR,
     ),
     EventSpec(
         "task.completed",
         "every step is complete or resolved_manually",
         (*IDENTITY, *CHANGE, "duration_seconds"),
+        ACTOR,
     ),
     EventSpec(
         "task.failed",
         "a step failed for good and nothing else can run",
         (*IDENTITY, *CHANGE, "duration_seconds"),
+        ACTOR,
     ),
-    EventSpec("task.cancelled", "an operator cancelled the task", (*CHANGE, *ACTION)),
+    EventSpec("task.cancelled", "an operator cancelled the task", CHANGE, ACTION),
     EventSpec(
         "task.retry_requested",
         "a failed task runs again (operator retry, or a step resolved by hand)",
-        (*CHANGE, *ACTION),
+        CHANGE,
+        ACTION,
     ),
     EventSpec(
         "task.resolved_manually",
         "the last open steps of a failed task were resolved by hand",
         (*IDENTITY, *CHANGE, "duration_seconds"),
+        ACTOR,
     ),
     EventSpec(
         "step.started",
         "a worker claimed the step for an attempt",
         ("attempt", "max_attempts", "worker_id", "queued_seconds", *CHANGE),
+        ACTOR,
     ),
     EventSpec(
         "step.completed",
@@ -65,6 +83,7 @@ CATALOG: tuple[EventSpec, ...] = (
             *IDENTITY,
             *CHANGE,
         ),
+        ACTOR,
     ),
     EventSpec(
         "step.retry_scheduled",
@@ -79,6 +98,7 @@ CATALOG: tuple[EventSpec, ...] = (
             *IDENTITY,
             *CHANGE,
         ),
+        ACTION,
     ),
     EventSpec(
         "step.failed",
@@ -93,29 +113,36 @@ CATALOG: tuple[EventSpec, ...] = (
             *IDENTITY,
             *CHANGE,
         ),
+        ACTION,
     ),
     EventSpec(
         "step.cancelled",
-        "the task was cancelled (a running step's result is discarded)",
-        ("attempt", "max_attempts", *CHANGE, *ACTION),
+        "the task was cancelled; a step running then is cancelled when it reports, its "
+        "result discarded (`discarded`, with its duration and the task's identity)",
+        ("attempt", "max_attempts", *CHANGE),
+        ("discarded", "duration_seconds", *IDENTITY, *ACTION),
     ),
     EventSpec(
         "step.resolved_manually",
         "an operator declared the step done",
-        ("attempt", "max_attempts", *CHANGE, *ACTION),
+        ("attempt", "max_attempts", *CHANGE),
+        ACTION,
     ),
     EventSpec(
         "step.retry_requested",
         "an operator re-opened a failed step (attempts reset)",
-        ("attempt", "max_attempts", *CHANGE, *ACTION),
+        ("attempt", "max_attempts", *CHANGE),
+        ACTION,
     ),
     EventSpec(
         "workflow.task_created", "a task and all its steps were created", (*IDENTITY, "total_steps")
     ),
     EventSpec(
         "workflow.steps_ready",
-        "steps became claimable (roots, or children whose parents are all done)",
+        "steps became claimable (roots, with the task's identity, or children whose "
+        "parents are all done)",
         ("steps",),
+        IDENTITY,
     ),
     EventSpec("workflow.task_finalized", "the task reached a final state", ("status",)),
     EventSpec(
@@ -139,18 +166,24 @@ def render_markdown() -> str:
         "Every state change publishes exactly one `task.*` or `step.*` event, written to the",
         "event log in the transaction of the change. `workflow.*` events mark orchestration",
         "moments. Every event carries `id`, `name`, `task_id`, `step_id`, `step_name`,",
-        "`created_at` and `payload`; the payload keys are listed below. Results themselves",
-        "are never copied into events (they can be large): `results_size` gives their size",
-        "in bytes of JSON.",
+        "`created_at` and `payload`. Every instance carries the payload keys listed below,",
+        "and the optional ones only when they apply: `actor` is who made the change (a",
+        "worker id, `reaper`, `token:NAME`), `reason` an operator's reason or `lease",
+        "expired`. Results themselves are never copied into events (they can be large):",
+        "`results_size` gives their size in bytes of JSON.",
         "",
         'Handlers publish custom events with `step.publish("order.shipped", {...})`:',
         "dotted lower-case names outside the reserved namespaces `task`, `step` and",
         "`workflow`, stored with the step's result, so they exist only if it completed.",
         "",
-        "| event | when | payload |",
-        "|---|---|---|",
+        "| event | when | payload | optional |",
+        "|---|---|---|---|",
     ]
     for spec in CATALOG:
-        payload = ", ".join(f"`{key}`" for key in spec.payload)
-        lines.append(f"| `{spec.name}` | {spec.when} | {payload} |")
+        payload, optional = (_code_list(keys) for keys in (spec.payload, spec.optional))
+        lines.append(f"| `{spec.name}` | {spec.when} | {payload} | {optional} |")
     return "\n".join(lines) + "\n"
+
+
+def _code_list(keys: tuple[str, ...]) -> str:
+    return ", ".join(f"`{key}`" for key in keys)

@@ -1,0 +1,135 @@
+"""The event catalog (and docs/events.md, generated from it) tells the truth: workflows
+that publish every catalogued event, on both backends, publish exactly the declared
+payload keys: none undeclared, none missing, no optional key that never appears."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tasker import FakeClock, PermanentError, Tasker, TaskRequest, Template
+from tasker.definitions import TemplateRegistry
+from tasker.engine.execution import Outcome
+from tasker.events.catalog import BY_NAME, CATALOG
+from tasker.runtime.runner import run_until_final
+from tasker.store.database import Database
+
+BACKOFF = {"base_seconds": 1.0, "max_seconds": 1.0, "jitter": 0}
+
+
+def catalogue_templates() -> list[Template]:
+    """``chain``: a -> b, both succeed. ``fragile``: ``root`` always fails (two
+    attempts), ``leaf`` waits on it. ``once``: one step, one attempt."""
+    chain = Template("chain", defaults={"backoff": BACKOFF})
+
+    @chain.step()
+    def a(step: Any) -> dict[str, int]:
+        return {"n": 1}
+
+    @chain.step(depends_on=[a])
+    def b(step: Any) -> dict[str, int]:
+        return {"n": step.results["a"]["n"] + 1}
+
+    fragile = Template("fragile", defaults={"max_attempts": 2, "backoff": BACKOFF})
+
+    @fragile.step()
+    def root(step: Any) -> None:
+        raise RuntimeError("down")
+
+    @fragile.step(depends_on=[root])
+    def leaf(step: Any) -> None:
+        raise PermanentError("never reached")
+
+    once = Template("once", defaults={"max_attempts": 1})
+
+    @once.step()
+    def only(step: Any) -> None:
+        return None
+
+    return [chain, fragile, once]
+
+
+@pytest.fixture
+def tasker(database: Database) -> Iterator[Tasker]:
+    registry = TemplateRegistry()
+    for template in catalogue_templates():
+        registry.add(template)
+    yield Tasker(database, registry, clock=FakeClock())
+
+
+def lose_the_lease(tasker: Tasker, template: str) -> None:
+    """A worker claims the first step of a new task and is never heard of again."""
+    assert isinstance(tasker.clock, FakeClock)
+    task_id, _ = tasker.create_task(TaskRequest(template))
+    (claim,) = tasker.claim("worker-gone", 1, lease_seconds=10, task_id=task_id)
+    tasker.clock.advance(11)
+    assert tasker.reap_expired_leases().recorded == [claim.step_id]
+
+
+def emit_every_event(tasker: Tasker) -> list[dict[str, Any]]:
+    """Drive tasks down every path the catalog names; returns all the events."""
+    # A run that completes: started, completed, task_created, steps_ready, finalized
+    done, _ = tasker.create_task(TaskRequest("chain"))
+    assert run_until_final(tasker, done) == "complete"
+    # A step fails, is retried, fails for good: retry_scheduled, failed, task.failed
+    failed, _ = tasker.create_task(TaskRequest("fragile"))
+    assert run_until_final(tasker, failed) == "error"
+    # An operator retries the task (retry_requested, both) and it fails again
+    tasker.retry_task(failed, actor="ops", reason="gateway back")
+    assert run_until_final(tasker, failed) == "error"
+    # The failed step is resolved by hand, so its child runs (task.retry_requested) and
+    # fails; resolving that last open step resolves the task (task.resolved_manually)
+    tasker.resolve_step(failed, "root", reason="done by hand")
+    assert run_until_final(tasker, failed) == "error"
+    tasker.resolve_step(failed, "leaf", reason="not needed", actor="ops")
+    assert tasker.task_status(failed) == "resolved_manually"
+    # Leases expire, with attempts left and without: step_lease_expired, with a reason
+    lose_the_lease(tasker, "chain")
+    lose_the_lease(tasker, "once")
+    # A task cancelled while a step runs: the pending step is cancelled at once, the
+    # running one when it reports (its result discarded)
+    running, _ = tasker.create_task(TaskRequest("chain"))
+    (claim,) = tasker.claim("worker-a", 1, task_id=running)
+    tasker.cancel_task(running, actor="ops", reason="customer left")
+    tasker.record([Outcome(claim.step_id, running, claim.claim_token, results={"n": 1})])
+    return tasker.events()
+
+
+def keys_by_event(events: list[dict[str, Any]]) -> dict[str, list[set[str]]]:
+    found: dict[str, list[set[str]]] = {}
+    for event in events:
+        found.setdefault(event["name"], []).append(set(event["payload"]))
+    return found
+
+
+def catalog_problems(events: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """``{event: {problem: keys}}`` for every way the events and the catalog disagree."""
+    published = keys_by_event(events)
+    problems: dict[str, dict[str, list[str]]] = {}
+    for name in sorted(set(published) - set(BY_NAME)):
+        problems[name] = {"published but not in the catalog": []}
+    for spec in CATALOG:
+        instances = published.get(spec.name)
+        if not instances:
+            problems[spec.name] = {"in the catalog but never published": []}
+            continue
+        found = {
+            # a key no instance may carry
+            "undeclared": set().union(*instances) - set(spec.keys),
+            # a key every instance must carry, missing from one
+            "missing from some": set(spec.payload) - set[str].intersection(*instances),
+            # an optional key that never appears is a promise nothing keeps
+            "optional but never published": set(spec.optional) - set().union(*instances),
+        }
+        if any(found.values()):
+            problems[spec.name] = {what: sorted(keys) for what, keys in found.items() if keys}
+    return problems
+
+
+def test_every_event_publishes_exactly_the_catalogued_payload(tasker: Tasker) -> None:
+    # Given workflows that publish every event the catalog names
+    events = emit_every_event(tasker)
+    # Then each event's payload keys are exactly those the catalog declares
+    assert catalog_problems(events) == {}
