@@ -7,6 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 time (``Z`` or an offset; none means UTC) as timezone-aware UTC. The
+    one parser of stored and given times. Raises ValueError or OverflowError."""
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tasker.app import Tasker
-from tasker.clock import SystemClock
+from tasker.clock import SystemClock, parse_utc
 from tasker.config import Settings
 from tasker.definitions import TemplateRegistry
 from tasker.engine.creation import TaskRequest
@@ -35,7 +34,6 @@ WORK_SECONDS = 0.25  # what each example step "works", so the live view has time
 REFRESH_SECONDS = 0.1
 DEADLINE_SECONDS = 60.0
 
-FINAL = frozenset({"complete", "error", "cancelled", "resolved_manually"})
 STYLES = {
     "pending": "dim",
     "in_progress": "bold yellow",
@@ -283,8 +281,4 @@ def _duration_seconds(app: Tasker, task: dict[str, Any]) -> float:
     history = [t for t in app.transitions(task["id"]) if t["entity"] == "task"]
     if not history:
         return 0.0
-    return (_parse(history[-1]["created_at"]) - _parse(task["created_at"])).total_seconds()
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (parse_utc(history[-1]["created_at"]) - parse_utc(task["created_at"])).total_seconds()

@@ -10,7 +10,6 @@
     ├── NotFound                    unknown task or step
     ├── IdempotencyConflict         same idempotency key, different request
     ├── InvalidTransition           the state machine forbids this change
-    ├── StaleClaim                  a result written with a claim token that no longer holds
     └── StoreError                  the database failed
         ├── DatabaseUnavailable     cannot connect
         ├── SchemaNotReady          migrations have not been applied
@@ -85,10 +84,6 @@ class InvalidTransition(TaskerError):
         super().__init__(
             message or f"{entity} cannot go from {self.from_state!r} to {self.to_state!r}"
         )
-
-
-class StaleClaim(TaskerError):
-    pass
 
 
 class StoreError(TaskerError):

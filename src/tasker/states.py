@@ -21,10 +21,6 @@ class State(StrEnum):
     RESOLVED_MANUALLY = "resolved_manually"
 
 
-# Aliases kept for readers who think of the two machines separately.
-TaskState = State
-StepState = State
-
 P, R, C, E, X, M = (
     State.PENDING,
     State.IN_PROGRESS,
@@ -54,10 +50,13 @@ TASK_TRANSITIONS: dict[State, frozenset[State]] = {
     M: frozenset(),
 }
 
-# States that satisfy a dependency and count towards task completion.
-DONE_STATES = frozenset({C, M})
-# States a task or step never leaves.
-FINAL_STATES = frozenset({C, X, M})
+# The named sets of states; every module uses these, none spells out its own.
+SATISFIES_DEPENDENCY = frozenset({C, M})
+"""A step here lets its children run, and counts towards its task's completion."""
+FINAL = frozenset({C, X, M})
+"""A task or step here never leaves it."""
+SETTLED = frozenset({C, E, X, M})
+"""Nothing more happens to a task here without a person (``error`` may be retried)."""
 
 
 def can_transition(table: dict[State, frozenset[State]], current: State, target: State) -> bool:

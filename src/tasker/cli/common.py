@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ import typer
 from rich.console import Console
 
 from tasker.app import Tasker
+from tasker.clock import parse_utc
 from tasker.config import Settings
 from tasker.definitions import TemplateRegistry
 from tasker.exceptions import (
@@ -33,6 +34,7 @@ from tasker.exceptions import (
     ValidationError,
 )
 from tasker.payloads import MAX_DEPTH
+from tasker.states import SATISFIES_DEPENDENCY
 from tasker.store import open_database
 from tasker.store.database import Database
 
@@ -42,8 +44,6 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 
 # Final task states, and which of them count as success for the exit code.
-FINAL_STATES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
-SUCCESS_STATES = frozenset({"complete", "resolved_manually"})
 
 
 @dataclass(frozen=True)
@@ -160,16 +160,8 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
 
-def print_json_line(value: Any) -> None:
-    sys.stdout.write(json.dumps(value) + "\n")
-
-
 def stdout_console() -> Console:
     return Console(highlight=False, soft_wrap=True)
-
-
-def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
 
 
 def info(message: str) -> None:
@@ -221,7 +213,7 @@ def report_error(exc: TaskerError, connection_failure: str | None = None) -> int
 
 
 def exit_code_for(status: str) -> int:
-    return EXIT_OK if status in SUCCESS_STATES else EXIT_TASK_FAILED
+    return EXIT_OK if status in SATISFIES_DEPENDENCY else EXIT_TASK_FAILED
 
 
 # The bounds of what the CLI sends to the database, checked before anything is sent, so a
@@ -262,8 +254,7 @@ def parse_time(value: str, option: str) -> datetime:
     """An ISO 8601 date or time, in UTC; a date means its midnight UTC, a time without zone
     is UTC. A time that is no valid UTC time (year 1 or 9999 past an offset) exits 2."""
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_utc(value)
     except ValueError:
         raise typer.BadParameter(
             f"{value!r} is not an ISO 8601 date or time such as 2026-01-31", param_hint=option

@@ -16,7 +16,7 @@ from tasker.cli.render import dag_tree, error_summary, state_text, table, when
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import TemplateNotFound, ValidationError
-from tasker.states import State
+from tasker.states import SETTLED, State
 from tasker.store.readiness import StepReadiness
 
 app = typer.Typer(name="task", help="Create, inspect and recover tasks.", no_args_is_help=True)
@@ -92,7 +92,7 @@ def wait_for_final(tasker: Tasker, task_id: int, *, json_output: bool) -> dict[s
         while True:
             task = tasker.get_task(task_id)
             progress.update(task)
-            if task["status"] in common.FINAL_STATES:
+            if task["status"] in SETTLED:
                 break
             time.sleep(WAIT_POLL_SECONDS)
     if not json_output:

@@ -12,6 +12,7 @@ from typing import Any
 
 from tasker.definitions.handlers import import_handler
 from tasker.exceptions import ConfigurationError
+from tasker.retry import Backoff, retry_delay_seconds
 
 log = logging.getLogger("tasker.events")
 
@@ -34,19 +35,22 @@ class Subscription:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How a failing subscriber is retried before the event is given up for it.
+    """How a failing subscriber is retried before the event is given up for it, by the
+    steps' own rule (``tasker.retry``), without jitter.
 
     attempts: calls per event, the first included (default 4).
-    base_seconds: first retry delay; doubles each time (default 0.2 s).
+    base_seconds: the retry rule's base: the first retry waits twice this (default 0.1 s,
+        so 0.2, 0.4, 0.8 s).
     max_seconds: cap on one delay (default 5 s).
     """
 
     attempts: int = 4
-    base_seconds: float = 0.2
+    base_seconds: float = 0.1
     max_seconds: float = 5.0
 
     def delay(self, failed: int) -> float:
-        return float(min(self.base_seconds * 2 ** (failed - 1), self.max_seconds))
+        """Seconds before the next call, after ``failed`` failed calls (>= 1)."""
+        return retry_delay_seconds(Backoff(self.base_seconds, self.max_seconds, 0.0), failed)
 
 
 class EventBus:

@@ -16,8 +16,7 @@ from tasker.clock import FakeClock
 from tasker.engine.execution import ClaimedStep, Outcome
 from tasker.runtime.executor import execute
 from tasker.runtime.handler_threads import HandlerThreads
-
-FINAL_TASK_STATES = frozenset({"complete", "error", "cancelled", "resolved_manually"})
+from tasker.states import SETTLED
 
 
 def run_until_final(
@@ -42,7 +41,7 @@ def run_until_final(
                     on_progress()
                 continue
             status = tasker.task_status(task_id)
-            if status in FINAL_TASK_STATES or not tasker.has_live_work(task_id=task_id):
+            if status in SETTLED or not tasker.has_live_work(task_id=task_id):
                 return status
             if max_wait_seconds is not None and time.monotonic() - started > max_wait_seconds:
                 return status

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tasker.clock import parse_utc
 from tasker.store.database import Connection, Row
 
 # In the order the rules test them (docs/sql-functions.md).
@@ -81,12 +82,6 @@ class TaskExecutionContext:
     recommended_action: str
     completion_percentage: float  # 0..100, 2 decimals
     health_status: str
-
-
-@dataclass(frozen=True)
-class DependencyLevel:
-    workflow_step_id: int
-    dependency_level: int
 
 
 @dataclass(frozen=True)
@@ -241,5 +236,4 @@ def _as_time(value: datetime | str) -> datetime:
     # ``analysis_period_start`` does not end in ``_at``, so SQLite hands it back as text.
     if isinstance(value, datetime):
         return value.astimezone(UTC)
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parse_utc(value)

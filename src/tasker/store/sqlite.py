@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tasker.clock import parse_utc
 from tasker.exceptions import (
     ConfigurationError,
     DatabaseUnavailable,
@@ -41,11 +42,6 @@ def format_time(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime: Tasker works in timezone-aware UTC")
     return value.astimezone(UTC).strftime(TIME_FORMAT)
-
-
-def parse_time(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def path_from_url(url: str) -> str:
@@ -87,7 +83,7 @@ def _from_sql(cursor: sqlite3.Cursor, raw: tuple[Any, ...]) -> Row:
             elif name in BOOL_COLUMNS:
                 value = bool(value)
             elif is_time_column(name) and isinstance(value, str):
-                value = parse_time(value)
+                value = parse_utc(value)
         row[name] = value
     return row
 

@@ -6,9 +6,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from tasker.states import SATISFIES_DEPENDENCY
 from tasker.testing.harness import TaskRun, step_history
-
-DONE_STATES = ("complete", "resolved_manually")
 
 
 def assert_status(run: TaskRun, status: str) -> None:
@@ -54,7 +53,7 @@ def assert_dependency_order(run: TaskRun) -> None:
         name = row["step_name"]
         if row["to_state"] == "in_progress":
             started_at.setdefault(name, position)
-        elif row["to_state"] in DONE_STATES:
+        elif row["to_state"] in SATISFIES_DEPENDENCY:
             finished_at.setdefault(name, position)
     problems = []
     for name, step in run.steps.items():

@@ -71,11 +71,6 @@ WHERE name = %(name)s AND owner = %(owner)s;
 UPDATE tasker.event_consumers SET owner = NULL, lease_expires_at = NULL, updated_at = %(now)s
 WHERE name = %(name)s AND owner = %(owner)s;
 
--- list_consumers --
--- Every named consumer and its position.
-SELECT name, position, owner, lease_expires_at, updated_at FROM tasker.event_consumers
-ORDER BY name;
-
 -- slowest_active_consumer --
 -- The active durable consumer furthest behind: holding a lease, or seen since a cutoff.
 SELECT name, position FROM tasker.event_consumers

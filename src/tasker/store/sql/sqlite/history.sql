@@ -64,10 +64,6 @@ WHERE name = :name AND owner = :owner;
 UPDATE event_consumers SET owner = NULL, lease_expires_at = NULL, updated_at = :now
 WHERE name = :name AND owner = :owner;
 
--- list_consumers --
--- Every named consumer and its position.
-SELECT name, position, owner, lease_expires_at, updated_at FROM event_consumers ORDER BY name;
-
 -- slowest_active_consumer --
 -- The active durable consumer furthest behind: holding a lease, or seen since a cutoff.
 SELECT name, position FROM event_consumers
