@@ -33,19 +33,28 @@ def finalize_tasks(
         return {}
     if tasks is None:
         tasks = conn.fetch_all("get_tasks", task_ids=sorted(task_ids))
+    # Only an open task with steps left can fail: count what blocks those alone.
+    undecided = [
+        task["id"]
+        for task in tasks
+        if task["status"] in ACTIVE_TASK_STATES and task["done_steps"] < task["total_steps"]
+    ]
+    blockers = {
+        row["task_id"]: row
+        for row in (conn.fetch_all("task_blockers", task_ids=undecided) if undecided else [])
+    }
     decided: dict[int, str] = {}
-    undecided = []
     for task in tasks:
-        if task["status"] not in (*ACTIVE_TASK_STATES, "error"):
-            continue
-        if task["done_steps"] >= task["total_steps"]:
-            decided[task["id"]] = "resolved_manually" if task["status"] == "error" else "complete"
-        elif task["status"] != "error":
-            undecided.append(task["id"])
-    if undecided:
-        for row in conn.fetch_all("task_blockers", task_ids=undecided):
-            if row["live_steps"] == 0 and row["failed_steps"] > 0:
-                decided[row["task_id"]] = "error"
+        counted = blockers.get(task["id"], {})
+        to_state = final_state(
+            task["status"],
+            total_steps=task["total_steps"],
+            done_steps=task["done_steps"],
+            live_steps=counted.get("live_steps", 0),
+            failed_steps=counted.get("failed_steps", 0),
+        )
+        if to_state is not None:
+            decided[task["id"]] = to_state
     by_id = {task["id"]: task for task in tasks}
     changes: list[TaskStatusChange] = []
     for task_id, to_state in sorted(decided.items()):
@@ -65,6 +74,27 @@ def finalize_tasks(
     for change in changes:
         history.event(Event("workflow.task_finalized", change.task_id, {"status": change.to_state}))
     return decided
+
+
+def final_state(
+    status: str, *, total_steps: int, done_steps: int, live_steps: int, failed_steps: int
+) -> str | None:
+    """The state a task moves to, given its steps, or None while it stays as it is.
+
+    ``done_steps`` are complete or resolved_manually; ``live_steps`` running or
+    claimable (now, or after their backoff); ``failed_steps`` failed for good.
+    Every step done: ``complete``, or ``resolved_manually`` for a failed task whose last
+    open steps were resolved by hand. Nothing can run and a step failed for good:
+    ``error``. A task already ``complete``, ``cancelled`` or ``resolved_manually``
+    never moves; a failed one moves only when its steps are all done.
+    """
+    if status not in (*ACTIVE_TASK_STATES, "error"):
+        return None
+    if done_steps >= total_steps:
+        return "resolved_manually" if status == "error" else "complete"
+    if status != "error" and live_steps == 0 and failed_steps > 0:
+        return "error"
+    return None
 
 
 @dataclass(frozen=True)
