@@ -29,7 +29,7 @@ from tasker.observability.metrics import TaskerMetrics
 from tasker.observability.tracing import start_task_trace
 from tasker.payloads import check_storable
 from tasker.serialization import event_json, task_json, transition_json
-from tasker.store import open_database
+from tasker.store import migrations, open_database
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Connection, Database
 
@@ -66,6 +66,35 @@ class Tasker:
         import, see ``TemplateRegistry.load_handlers``)."""
         registry = TemplateRegistry.from_paths(settings.templates, check_handlers=check_handlers)
         return cls(open_database(settings.database_url), registry, clock=clock, settings=settings)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = False,
+        registry: TemplateRegistry | None = None,
+        clock: Clock | None = None,
+        settings: Settings | None = None,
+    ) -> Tasker:
+        """A Tasker on the database ``url`` names, its schema brought up to date first
+        when ``migrate``. Close it (or use it as a context manager) when done."""
+        database = open_database(url)
+        try:
+            if migrate:
+                migrations.upgrade(database)
+        except BaseException:
+            database.close()
+            raise
+        return cls(database, registry, clock=clock, settings=settings or Settings(database_url=url))
+
+    def migrate(self) -> list[migrations.MigrationStatus]:
+        """Apply every pending migration; returns those applied (none: up to date)."""
+        return migrations.upgrade(self.database)
+
+    def migration_status(self) -> list[migrations.MigrationStatus]:
+        """Every migration, applied or pending."""
+        return migrations.migration_status(self.database)
 
     def close(self) -> None:
         self.database.close()

@@ -25,8 +25,6 @@ from tasker.definitions import TemplateRegistry
 from tasker.engine.creation import TaskRequest
 from tasker.examples import TEMPLATES_DIRECTORY
 from tasker.runtime.worker import Worker, WorkerOptions
-from tasker.store import open_database
-from tasker.store.migrations import upgrade
 
 DEFAULT_DIRECTORY = Path(".tasker-demo")
 DATABASE_FILE = "tasker.db"
@@ -96,15 +94,13 @@ def run_demo(directory: Path | None = None) -> int:
         console = Console(highlight=False, width=100)  # no terminal: wide enough, no wrapping
     url = _fresh_database_url(directory)
     started = time.monotonic()
-    database = open_database(url)
-    try:
-        upgrade(database)
-        app = Tasker(
-            database,
-            TemplateRegistry.from_paths([str(TEMPLATES_DIRECTORY)]),
-            clock=SystemClock(),
-            settings=Settings(database_url=url, lease_seconds=10.0),
-        )
+    with Tasker.open(
+        url,
+        migrate=True,
+        registry=TemplateRegistry.from_paths([str(TEMPLATES_DIRECTORY)]),
+        clock=SystemClock(),
+        settings=Settings(database_url=url, lease_seconds=10.0),
+    ) as app:
         console.print(
             f"[bold]Tasker demo[/bold]: three workflows on the embedded database {url}\n"
             "One worker (the same code as `tasker worker`) runs their steps concurrently.\n"
@@ -123,8 +119,6 @@ def run_demo(directory: Path | None = None) -> int:
         _run_with_live_view(app, task_ids, console)
         tasks = [app.get_task(task_id) for task_id in task_ids]
         durations = [_duration_seconds(app, task) for task in tasks]
-    finally:
-        database.close()
     console.print(_summary(tasks, durations))
     ok = _print_outcomes(console, tasks)
     console.print(f"\nDone in {time.monotonic() - started:.1f} s.")

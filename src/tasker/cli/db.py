@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
+from tasker.app import Tasker
 from tasker.cli import common
 from tasker.cli.render import table
 from tasker.serialization import iso
-from tasker.store.migrations import MigrationStatus, migration_status, upgrade
+from tasker.store.migrations import MigrationStatus
 
 app = typer.Typer(name="db", help="Apply and list schema migrations.", no_args_is_help=True)
 
@@ -17,11 +18,9 @@ app = typer.Typer(name="db", help="Apply and list schema migrations.", no_args_i
 @app.command("upgrade")
 def upgrade_command(ctx: typer.Context) -> None:
     """Apply every pending migration (creates the database schema on first use)."""
-    database = common.open_db(ctx, create=True)
-    try:
-        applied = upgrade(database)
-    finally:
-        database.close()
+    url = common.settings(ctx).database_url
+    with Tasker.open(url) as tasker:
+        applied = tasker.migrate()
     if not applied:
         typer.echo("already up to date")
     for migration in applied:
@@ -67,11 +66,10 @@ def _statuses(ctx: typer.Context) -> list[MigrationStatus]:
         from tasker.store.queries import load_migrations
 
         return [MigrationStatus(v, name, None) for v, name, _ in load_migrations("sqlite")]
-    database = common.open_db(ctx)
-    try:
-        return migration_status(database)
-    finally:
-        database.close()
+    url = common.settings(ctx).database_url
+    common.require_sqlite_file(url)
+    with Tasker.open(url) as tasker:
+        return tasker.migration_status()
 
 
 def _label(migration: MigrationStatus) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import start_http_server
 
@@ -34,6 +35,7 @@ from tasker.runtime.handler_threads import HandlerThreads
 
 log = logging.getLogger("tasker.worker")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 FLUSH_RETRY_SECONDS = 0.5  # first pause before recording again after the database failed
 FLUSH_RETRY_MAX_SECONDS = 5.0
@@ -462,9 +464,12 @@ class Worker:
         if self._wake is not None:
             self._wake.set()
 
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` on the database threads, so the loop never blocks."""
         assert self._loop is not None
-        return await self._loop.run_in_executor(self._db_pool, fn, *args)
+        return await self._loop.run_in_executor(
+            self._db_pool, functools.partial(fn, *args, **kwargs)
+        )
 
     def _announce(self, served: HandlerCoverage) -> None:
         """Say what this worker serves and which handlers it could not load (and why)."""

@@ -23,8 +23,6 @@ import pytest
 
 from tasker.app import Tasker
 from tasker.clock import FakeClock
-from tasker.config import Settings
-from tasker.definitions import TemplateRegistry
 from tasker.store import open_database
 from tasker.store.migrations import upgrade
 
@@ -56,17 +54,8 @@ def _migrated_sqlite_url(directory: Path) -> str:
 @pytest.fixture
 def tasker_app(tmp_path: Path) -> Iterator[Tasker]:
     """A Tasker on a fresh migrated SQLite file, with a FakeClock; closed after the test."""
-    url = _migrated_sqlite_url(tmp_path)
-    app = Tasker(
-        open_database(url),
-        TemplateRegistry(),
-        clock=FakeClock(),
-        settings=Settings(database_url=url),
-    )
-    try:
+    with Tasker.open(f"sqlite:///{tmp_path / 'tasker.db'}", migrate=True, clock=FakeClock()) as app:
         yield app
-    finally:
-        app.close()
 
 
 class _PostgresServer:
