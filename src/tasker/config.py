@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,8 +74,11 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        if self.lease_seconds <= 0:
-            raise ConfigurationError("lease_seconds must be positive")
+        if not 0 < self.lease_seconds < math.inf:  # also refuses nan
+            raise ConfigurationError(
+                "TASKER_LEASE_SECONDS must be a positive number of seconds, "
+                f"got {self.lease_seconds!r}"
+            )
         if self.max_result_bytes <= 0:
             raise ConfigurationError(
                 f"TASKER_MAX_RESULT_BYTES must be positive, got {self.max_result_bytes}"
