@@ -3,6 +3,10 @@
 A file holds blocks, each introduced by a line ``-- query_name --`` and a one-line
 comment saying what it does. Both dialects define the same names; only the bodies
 differ (parameter style, locking, JSON and array functions).
+
+A block introduced by ``-- @fragment_name --`` is no query but SQL that queries of the
+same dialect include as ``{@fragment_name}``: rules written once (SQLite has no stored
+functions to hold them, as PostgreSQL does).
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import re
 from functools import cache
 from importlib import resources
 
-_HEADER = re.compile(r"^-- ([a-z][a-z0-9_]*) --\s*$", re.MULTILINE)
+_HEADER = re.compile(r"^-- (@?[a-z][a-z0-9_]*) --\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"\{@([a-z][a-z0-9_]*)\}")
 
 
 def parse_queries(text: str, source: str = "<sql>") -> dict[str, str]:
@@ -30,14 +35,32 @@ def load_queries(dialect: str) -> dict[str, str]:
     """All named queries of ``dialect`` ('sqlite' or 'postgres')."""
     folder = resources.files("tasker.store").joinpath("sql").joinpath(dialect)
     queries: dict[str, str] = {}
+    fragments: dict[str, str] = {}
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
             continue
         for name, sql in parse_queries(entry.read_text(), entry.name).items():
-            if name in queries:
+            if name in queries or name[1:] in fragments:
                 raise ValueError(f"{dialect}/{entry.name}: query {name!r} is defined twice")
-            queries[name] = sql
-    return queries
+            if name.startswith("@"):
+                fragments[name[1:]] = _without_description(sql)
+            else:
+                queries[name] = sql
+
+    def include(match: re.Match[str]) -> str:
+        if match.group(1) not in fragments:
+            raise ValueError(f"{dialect}: no fragment @{match.group(1)} to include")
+        return fragments[match.group(1)]
+
+    return {name: _INCLUDE.sub(include, sql) for name, sql in queries.items()}
+
+
+def _without_description(sql: str) -> str:
+    """A fragment's body without its leading comment lines."""
+    lines = sql.splitlines()
+    while lines and lines[0].startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines)
 
 
 @cache

@@ -3,14 +3,19 @@
 -- Times are TEXT in one fixed format, so they compare as strings; durations use exact
 -- integer microseconds: whole seconds from strftime('%s') on the first 19 characters plus
 -- the 6 fractional digits (julianday() would round to milliseconds).
+--
+-- The rules are written once, in the fragments @readiness and @execution_context below;
+-- each query names the tasks it is about in a first CTE, wanted(id), and includes the
+-- fragments with {@name} (tasker.store.queries substitutes them when it loads the file).
 
--- get_step_readiness_status --
--- Readiness of every step of one task (or only step_ids), with the reason a step is blocked.
-WITH task_steps AS (
+-- @readiness --
+-- Every step of the wanted tasks with its readiness columns (CTE readiness), by the rules of
+-- docs/sql-functions.md.
+task_steps AS (
     SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
            s.retryable, s.next_retry_at, s.last_attempted_at
     FROM steps s
-    WHERE s.task_id = :task_id
+    WHERE s.task_id IN (SELECT id FROM wanted)
 ),
 parent_counts AS (
     SELECT e.to_step_id AS step_id,
@@ -20,7 +25,7 @@ parent_counts AS (
     -- free, the planner builds a Bloom filter over every edge in the table (history too).
     FROM step_edges e
     CROSS JOIN steps p ON p.id = e.from_step_id
-    WHERE e.task_id = :task_id
+    WHERE e.task_id IN (SELECT id FROM wanted)
     GROUP BY e.to_step_id
 ),
 flags AS (
@@ -32,7 +37,6 @@ flags AS (
             AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)) AS eligible
     FROM task_steps s
     LEFT JOIN parent_counts pc ON pc.step_id = s.id
-    WHERE :step_ids IS NULL OR s.id IN (SELECT value FROM json_each(:step_ids))
 ),
 ready AS (
     SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
@@ -57,64 +61,82 @@ readiness AS (
            r.position
     FROM ready r
 )
+
+-- @execution_context --
+-- Step counts and the verdict of each wanted task, from the readiness rows: the final SELECT.
+counts AS (
+    SELECT r.task_id,
+           count(*) AS n_total,
+           sum(r.current_state = 'pending') AS n_pending,
+           sum(r.current_state = 'in_progress') AS n_running,
+           sum(r.current_state IN ('complete', 'resolved_manually')) AS n_done,
+           sum(r.current_state = 'error') AS n_failed,
+           sum(r.ready_for_execution) AS n_ready,
+           sum(r.blocking_reason IN ('not_retryable', 'retries_exhausted')) AS n_blocked,
+           sum(r.blocking_reason = 'waiting_for_backoff') AS n_backoff,
+           sum(r.current_state = 'cancelled') AS n_cancelled
+    FROM readiness r
+    GROUP BY r.task_id
+),
+verdict AS (
+    SELECT t.id, t.status,
+           coalesce(c.n_total, 0) AS n_total, coalesce(c.n_pending, 0) AS n_pending,
+           coalesce(c.n_running, 0) AS n_running, coalesce(c.n_done, 0) AS n_done,
+           coalesce(c.n_failed, 0) AS n_failed, coalesce(c.n_ready, 0) AS n_ready,
+           CASE
+               WHEN t.status = 'cancelled' THEN 'cancelled'
+               WHEN coalesce(c.n_ready, 0) > 0 THEN 'has_ready_steps'
+               WHEN coalesce(c.n_running, 0) > 0 THEN 'processing'
+               WHEN coalesce(c.n_done, 0) = coalesce(c.n_total, 0) THEN 'all_complete'
+               WHEN c.n_blocked > 0 THEN 'blocked_by_failures'
+               WHEN c.n_backoff > 0 THEN 'waiting_for_retry'
+               WHEN c.n_cancelled > 0 THEN 'cancelled'
+               ELSE 'waiting_for_dependencies'
+           END AS execution_status
+    FROM tasks t
+    LEFT JOIN counts c ON c.task_id = t.id
+    WHERE t.id IN (SELECT id FROM wanted)
+)
+SELECT v.id AS task_id, v.status, v.n_total AS total_steps, v.n_pending AS pending_steps,
+       v.n_running AS in_progress_steps, v.n_done AS completed_steps,
+       v.n_failed AS failed_steps, v.n_ready AS ready_steps, v.execution_status,
+       CASE v.execution_status
+           WHEN 'has_ready_steps' THEN 'execute_ready_steps'
+           WHEN 'processing' THEN 'wait_for_completion'
+           WHEN 'all_complete' THEN
+               CASE WHEN v.status IN ('complete', 'resolved_manually') THEN 'none'
+                    ELSE 'finalize_task' END
+           WHEN 'blocked_by_failures' THEN 'handle_failures'
+           WHEN 'waiting_for_retry' THEN 'wait_for_completion'
+           WHEN 'waiting_for_dependencies' THEN 'wait_for_dependencies'
+           ELSE 'none'
+       END AS recommended_action,
+       CASE WHEN v.n_total = 0 THEN 0.0
+            ELSE round(100.0 * v.n_done / v.n_total, 2) END AS completion_percentage,
+       CASE
+           WHEN v.execution_status = 'cancelled' THEN 'unknown'
+           WHEN v.execution_status = 'blocked_by_failures' THEN 'blocked'
+           WHEN v.n_failed > 0 THEN 'recovering'
+           ELSE 'healthy'
+       END AS health_status
+FROM verdict v
+ORDER BY v.id
+
+-- get_step_readiness_status --
+-- Readiness of every step of one task (or only step_ids), with the reason a step is blocked.
+WITH wanted AS (SELECT :task_id AS id),
+{@readiness}
 SELECT workflow_step_id, task_id, name, current_state, dependencies_satisfied, retry_eligible,
        ready_for_execution, total_parents, completed_parents, attempts, max_attempts,
        next_retry_at, last_attempted_at, blocking_reason
 FROM readiness
+WHERE :step_ids IS NULL OR workflow_step_id IN (SELECT value FROM json_each(:step_ids))
 ORDER BY task_id, position, workflow_step_id;
 
 -- get_step_readiness_status_batch --
 -- Readiness of every step of several tasks, ordered by task then position.
-WITH task_steps AS (
-    SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-           s.retryable, s.next_retry_at, s.last_attempted_at
-    FROM steps s
-    WHERE s.task_id IN (SELECT value FROM json_each(:task_ids))
-),
-parent_counts AS (
-    SELECT e.to_step_id AS step_id,
-           count(*) AS total_parents,
-           sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
-    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
-    -- free, the planner builds a Bloom filter over every edge in the table (history too).
-    FROM step_edges e
-    CROSS JOIN steps p ON p.id = e.from_step_id
-    WHERE e.task_id IN (SELECT value FROM json_each(:task_ids))
-    GROUP BY e.to_step_id
-),
-flags AS (
-    SELECT s.*,
-           coalesce(pc.total_parents, 0) AS n_parents,
-           coalesce(pc.completed_parents, 0) AS n_done,
-           coalesce(pc.completed_parents, 0) = coalesce(pc.total_parents, 0) AS deps_ok,
-           (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
-            AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)) AS eligible
-    FROM task_steps s
-    LEFT JOIN parent_counts pc ON pc.step_id = s.id
-),
-ready AS (
-    SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
-    FROM flags f
-),
-readiness AS (
-    SELECT r.id AS workflow_step_id, r.task_id, r.name, r.status AS current_state,
-           r.deps_ok AS dependencies_satisfied, r.eligible AS retry_eligible,
-           r.is_ready AS ready_for_execution, r.n_parents AS total_parents,
-           r.n_done AS completed_parents, r.attempts, r.max_attempts, r.next_retry_at,
-           r.last_attempted_at,
-           CASE
-               WHEN r.is_ready THEN NULL
-               WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
-               WHEN r.status = 'cancelled' THEN 'cancelled'
-               WHEN r.status = 'in_progress' THEN 'in_progress'
-               WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
-               WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
-               WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
-               ELSE 'dependencies_not_satisfied'
-           END AS blocking_reason,
-           r.position
-    FROM ready r
-)
+WITH wanted AS (SELECT value AS id FROM json_each(:task_ids)),
+{@readiness}
 SELECT workflow_step_id, task_id, name, current_state, dependencies_satisfied, retry_eligible,
        ready_for_execution, total_parents, completed_parents, attempts, max_attempts,
        next_retry_at, last_attempted_at, blocking_reason
@@ -123,223 +145,15 @@ ORDER BY task_id, position, workflow_step_id;
 
 -- get_task_execution_context --
 -- Step counts and the verdict (execution status, action, health) of one task.
-WITH task_steps AS (
-    SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-           s.retryable, s.next_retry_at, s.last_attempted_at
-    FROM steps s
-    WHERE s.task_id = :task_id
-),
-parent_counts AS (
-    SELECT e.to_step_id AS step_id,
-           count(*) AS total_parents,
-           sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
-    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
-    -- free, the planner builds a Bloom filter over every edge in the table (history too).
-    FROM step_edges e
-    CROSS JOIN steps p ON p.id = e.from_step_id
-    WHERE e.task_id = :task_id
-    GROUP BY e.to_step_id
-),
-flags AS (
-    SELECT s.*,
-           coalesce(pc.total_parents, 0) AS n_parents,
-           coalesce(pc.completed_parents, 0) AS n_done,
-           coalesce(pc.completed_parents, 0) = coalesce(pc.total_parents, 0) AS deps_ok,
-           (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
-            AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)) AS eligible
-    FROM task_steps s
-    LEFT JOIN parent_counts pc ON pc.step_id = s.id
-),
-ready AS (
-    SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
-    FROM flags f
-),
-readiness AS (
-    SELECT r.id AS workflow_step_id, r.task_id, r.name, r.status AS current_state,
-           r.deps_ok AS dependencies_satisfied, r.eligible AS retry_eligible,
-           r.is_ready AS ready_for_execution, r.n_parents AS total_parents,
-           r.n_done AS completed_parents, r.attempts, r.max_attempts, r.next_retry_at,
-           r.last_attempted_at,
-           CASE
-               WHEN r.is_ready THEN NULL
-               WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
-               WHEN r.status = 'cancelled' THEN 'cancelled'
-               WHEN r.status = 'in_progress' THEN 'in_progress'
-               WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
-               WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
-               WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
-               ELSE 'dependencies_not_satisfied'
-           END AS blocking_reason,
-           r.position
-    FROM ready r
-),
-counts AS (
-    SELECT r.task_id,
-           count(*) AS n_total,
-           sum(r.current_state = 'pending') AS n_pending,
-           sum(r.current_state = 'in_progress') AS n_running,
-           sum(r.current_state IN ('complete', 'resolved_manually')) AS n_done,
-           sum(r.current_state = 'error') AS n_failed,
-           sum(r.ready_for_execution) AS n_ready,
-           sum(r.blocking_reason IN ('not_retryable', 'retries_exhausted')) AS n_blocked,
-           sum(r.blocking_reason = 'waiting_for_backoff') AS n_backoff,
-           sum(r.current_state = 'cancelled') AS n_cancelled
-    FROM readiness r
-    GROUP BY r.task_id
-),
-verdict AS (
-    SELECT t.id, t.status,
-           coalesce(c.n_total, 0) AS n_total, coalesce(c.n_pending, 0) AS n_pending,
-           coalesce(c.n_running, 0) AS n_running, coalesce(c.n_done, 0) AS n_done,
-           coalesce(c.n_failed, 0) AS n_failed, coalesce(c.n_ready, 0) AS n_ready,
-           CASE
-               WHEN t.status = 'cancelled' THEN 'cancelled'
-               WHEN coalesce(c.n_ready, 0) > 0 THEN 'has_ready_steps'
-               WHEN coalesce(c.n_running, 0) > 0 THEN 'processing'
-               WHEN coalesce(c.n_done, 0) = coalesce(c.n_total, 0) THEN 'all_complete'
-               WHEN c.n_blocked > 0 THEN 'blocked_by_failures'
-               WHEN c.n_backoff > 0 THEN 'waiting_for_retry'
-               WHEN c.n_cancelled > 0 THEN 'cancelled'
-               ELSE 'waiting_for_dependencies'
-           END AS execution_status
-    FROM tasks t
-    LEFT JOIN counts c ON c.task_id = t.id
-    WHERE t.id = :task_id
-)
-SELECT v.id AS task_id, v.status, v.n_total AS total_steps, v.n_pending AS pending_steps,
-       v.n_running AS in_progress_steps, v.n_done AS completed_steps,
-       v.n_failed AS failed_steps, v.n_ready AS ready_steps, v.execution_status,
-       CASE v.execution_status
-           WHEN 'has_ready_steps' THEN 'execute_ready_steps'
-           WHEN 'processing' THEN 'wait_for_completion'
-           WHEN 'all_complete' THEN
-               CASE WHEN v.status IN ('complete', 'resolved_manually') THEN 'none'
-                    ELSE 'finalize_task' END
-           WHEN 'blocked_by_failures' THEN 'handle_failures'
-           WHEN 'waiting_for_retry' THEN 'wait_for_completion'
-           WHEN 'waiting_for_dependencies' THEN 'wait_for_dependencies'
-           ELSE 'none'
-       END AS recommended_action,
-       CASE WHEN v.n_total = 0 THEN 0.0
-            ELSE round(100.0 * v.n_done / v.n_total, 2) END AS completion_percentage,
-       CASE
-           WHEN v.execution_status = 'cancelled' THEN 'unknown'
-           WHEN v.execution_status = 'blocked_by_failures' THEN 'blocked'
-           WHEN v.n_failed > 0 THEN 'recovering'
-           ELSE 'healthy'
-       END AS health_status
-FROM verdict v
-ORDER BY v.id;
+WITH wanted AS (SELECT :task_id AS id),
+{@readiness},
+{@execution_context};
 
 -- get_task_execution_contexts_batch --
 -- Execution contexts of several tasks, ordered by task id.
-WITH task_steps AS (
-    SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-           s.retryable, s.next_retry_at, s.last_attempted_at
-    FROM steps s
-    WHERE s.task_id IN (SELECT value FROM json_each(:task_ids))
-),
-parent_counts AS (
-    SELECT e.to_step_id AS step_id,
-           count(*) AS total_parents,
-           sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
-    -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
-    -- free, the planner builds a Bloom filter over every edge in the table (history too).
-    FROM step_edges e
-    CROSS JOIN steps p ON p.id = e.from_step_id
-    WHERE e.task_id IN (SELECT value FROM json_each(:task_ids))
-    GROUP BY e.to_step_id
-),
-flags AS (
-    SELECT s.*,
-           coalesce(pc.total_parents, 0) AS n_parents,
-           coalesce(pc.completed_parents, 0) AS n_done,
-           coalesce(pc.completed_parents, 0) = coalesce(pc.total_parents, 0) AS deps_ok,
-           (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
-            AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)) AS eligible
-    FROM task_steps s
-    LEFT JOIN parent_counts pc ON pc.step_id = s.id
-),
-ready AS (
-    SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
-    FROM flags f
-),
-readiness AS (
-    SELECT r.id AS workflow_step_id, r.task_id, r.name, r.status AS current_state,
-           r.deps_ok AS dependencies_satisfied, r.eligible AS retry_eligible,
-           r.is_ready AS ready_for_execution, r.n_parents AS total_parents,
-           r.n_done AS completed_parents, r.attempts, r.max_attempts, r.next_retry_at,
-           r.last_attempted_at,
-           CASE
-               WHEN r.is_ready THEN NULL
-               WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
-               WHEN r.status = 'cancelled' THEN 'cancelled'
-               WHEN r.status = 'in_progress' THEN 'in_progress'
-               WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
-               WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
-               WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
-               ELSE 'dependencies_not_satisfied'
-           END AS blocking_reason,
-           r.position
-    FROM ready r
-),
-counts AS (
-    SELECT r.task_id,
-           count(*) AS n_total,
-           sum(r.current_state = 'pending') AS n_pending,
-           sum(r.current_state = 'in_progress') AS n_running,
-           sum(r.current_state IN ('complete', 'resolved_manually')) AS n_done,
-           sum(r.current_state = 'error') AS n_failed,
-           sum(r.ready_for_execution) AS n_ready,
-           sum(r.blocking_reason IN ('not_retryable', 'retries_exhausted')) AS n_blocked,
-           sum(r.blocking_reason = 'waiting_for_backoff') AS n_backoff,
-           sum(r.current_state = 'cancelled') AS n_cancelled
-    FROM readiness r
-    GROUP BY r.task_id
-),
-verdict AS (
-    SELECT t.id, t.status,
-           coalesce(c.n_total, 0) AS n_total, coalesce(c.n_pending, 0) AS n_pending,
-           coalesce(c.n_running, 0) AS n_running, coalesce(c.n_done, 0) AS n_done,
-           coalesce(c.n_failed, 0) AS n_failed, coalesce(c.n_ready, 0) AS n_ready,
-           CASE
-               WHEN t.status = 'cancelled' THEN 'cancelled'
-               WHEN coalesce(c.n_ready, 0) > 0 THEN 'has_ready_steps'
-               WHEN coalesce(c.n_running, 0) > 0 THEN 'processing'
-               WHEN coalesce(c.n_done, 0) = coalesce(c.n_total, 0) THEN 'all_complete'
-               WHEN c.n_blocked > 0 THEN 'blocked_by_failures'
-               WHEN c.n_backoff > 0 THEN 'waiting_for_retry'
-               WHEN c.n_cancelled > 0 THEN 'cancelled'
-               ELSE 'waiting_for_dependencies'
-           END AS execution_status
-    FROM tasks t
-    LEFT JOIN counts c ON c.task_id = t.id
-    WHERE t.id IN (SELECT value FROM json_each(:task_ids))
-)
-SELECT v.id AS task_id, v.status, v.n_total AS total_steps, v.n_pending AS pending_steps,
-       v.n_running AS in_progress_steps, v.n_done AS completed_steps,
-       v.n_failed AS failed_steps, v.n_ready AS ready_steps, v.execution_status,
-       CASE v.execution_status
-           WHEN 'has_ready_steps' THEN 'execute_ready_steps'
-           WHEN 'processing' THEN 'wait_for_completion'
-           WHEN 'all_complete' THEN
-               CASE WHEN v.status IN ('complete', 'resolved_manually') THEN 'none'
-                    ELSE 'finalize_task' END
-           WHEN 'blocked_by_failures' THEN 'handle_failures'
-           WHEN 'waiting_for_retry' THEN 'wait_for_completion'
-           WHEN 'waiting_for_dependencies' THEN 'wait_for_dependencies'
-           ELSE 'none'
-       END AS recommended_action,
-       CASE WHEN v.n_total = 0 THEN 0.0
-            ELSE round(100.0 * v.n_done / v.n_total, 2) END AS completion_percentage,
-       CASE
-           WHEN v.execution_status = 'cancelled' THEN 'unknown'
-           WHEN v.execution_status = 'blocked_by_failures' THEN 'blocked'
-           WHEN v.n_failed > 0 THEN 'recovering'
-           ELSE 'healthy'
-       END AS health_status
-FROM verdict v
-ORDER BY v.id;
+WITH wanted AS (SELECT value AS id FROM json_each(:task_ids)),
+{@readiness},
+{@execution_context};
 
 -- calculate_dependency_levels --
 -- Longest distance of each step of a task from a root (roots are level 0). The walk keeps
