@@ -1,8 +1,9 @@
 """Authentication of the REST API (TASKER_AUTH=on) with tokens made by the real CLI.
 
 401 without a token or with a malformed, unknown or revoked one; 403 with a token that
-lacks the scope; writes recorded with the actor ``token:NAME``; health stays open;
-``/metrics`` protected when configured; CORS on for the configured origin only.
+lacks the scope; writes recorded with the actor ``token:NAME``; the liveness and
+readiness probes stay open, ``/health/status`` and ``/metrics`` need a ``tasks:read``
+token like every ``/v1`` read; CORS on for the configured origin only.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ def api(
     root = tmp_path_factory.mktemp(f"auth-{request.param}")
     env = {
         "TASKER_AUTH": "on",
-        "TASKER_METRICS_PROTECTED": "on",
         "TASKER_CORS_ORIGINS": UI_ORIGIN,
     }
     with module_database(request, request.param, root) as url, running_server(
@@ -88,6 +88,7 @@ def test_missing_malformed_or_unknown_tokens_are_401(
             client.get("/v1/templates"),
             client.get("/v1/analytics/performance"),
             client.get("/metrics"),
+            client.get("/health/status"),
         ):
             assert_error(response, 401, "unauthorized")
             assert response.headers["www-authenticate"].startswith("Bearer")
@@ -128,16 +129,30 @@ def test_scopes_decide_between_200_and_403(api: AuthApi) -> None:
         assert admin.get("/metrics").status_code == 200
 
 
-def test_health_and_documents_stay_open(api: AuthApi) -> None:
+def test_probes_and_documents_stay_open_status_and_metrics_need_a_read_token(
+    api: AuthApi,
+) -> None:
     with api.client() as anonymous:
         assert anonymous.get("/health/live").status_code == 200
         assert anonymous.get("/health/ready").status_code == 200
-        assert anonymous.get("/health/status").status_code == 200
         assert anonymous.get("/openapi.json").status_code == 200
+        assert_error(anonymous.get("/health/status"), 401, "unauthorized")
         assert_error(anonymous.get("/metrics"), 401, "unauthorized")
     with api.client("reader") as reader:
         metrics = reader.get("/metrics")
         assert metrics.status_code == 200 and "tasker_tasks" in metrics.text
+        assert reader.get("/health/status").json()["status"] in ("healthy", "degraded")
+    with api.client("writer") as writer:  # tasks:write alone does not read
+        assert_error(writer.get("/health/status"), 403, "forbidden")
+        assert_error(writer.get("/metrics"), 403, "forbidden")
+    # And the OpenAPI document says so: a token for every route but the two probes
+    with api.client() as anonymous:
+        spec = anonymous.get("/openapi.json").json()
+    open_routes = {
+        path for path, operations in spec["paths"].items()
+        if not any("security" in operation for operation in operations.values())
+    }  # fmt: skip
+    assert open_routes == {"/health/live", "/health/ready"}
 
 
 def test_writes_are_recorded_with_the_token_name_as_actor(api: AuthApi) -> None:

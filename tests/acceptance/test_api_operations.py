@@ -22,7 +22,9 @@ from api_support import (
     running_server,
 )
 
-from tasker.store.database import Json
+from tasker import FakeClock, Tasker
+from tasker.definitions import HandlerCoverage
+from tasker.store import open_database
 from tasker.store.queries import load_migrations
 
 pytestmark = pytest.mark.slow
@@ -84,32 +86,55 @@ def test_health_live_ready_and_status(api: ApiServer, client: httpx.Client) -> N
     assert ready["status"] == "ready" and ready["schema_version"] == latest
     assert ready["database"] == ("sqlite" if api.db_url.startswith("sqlite") else "postgres")
 
-    # One worker that stopped heartbeating long ago, one alive now.
-    with api.tasker() as tasker:
-        now = tasker.now()
-        for worker_id, beat in (("w-stale", now - timedelta(hours=1)), ("w-live", now)):
-            tasker.write(
-                lambda c, w=worker_id, t=beat: c.execute(
-                    "register_worker",
-                    id=w,
-                    hostname="host",
-                    pid=1,
-                    namespaces=Json(["apitest"]),
-                    concurrency=2,
-                    now=t,
-                )
-            )
+    # Given workers judged by their own lease, whatever the server's TASKER_LEASE_SECONDS:
+    # one killed (kill -9) a minute ago with a 5 s lease, one that beat just now, one with
+    # a 10-minute lease that beat 5 minutes ago, and one gone silent two days ago.
+    now = datetime.now(UTC)
+    for worker_id, silent_for, lease_seconds in (
+        ("w-killed", timedelta(minutes=1), 5),
+        ("w-live", timedelta(0), 60),
+        ("w-slow", timedelta(minutes=5), 600),
+        ("w-gone", timedelta(days=2), 5),
+    ):
+        register_worker(api, worker_id, heartbeat=now - silent_for, lease_seconds=lease_seconds)
+    # When the status is asked for
     status = client.get("/health/status").json()
-    assert status["status"] == "degraded"
-    assert status["counts"]["total_tasks"] >= 0 and "claimable_steps" in status["counts"]
+    # Then a worker is active while its last heartbeat is within its own lease
     workers = {w["id"]: w for w in status["workers"]}
-    assert workers["w-stale"]["state"] == "stale"
-    assert workers["w-live"]["state"] == "active"
-    assert workers["w-live"]["namespaces"] == ["apitest"]
+    assert {w: workers[w]["state"] for w in workers} == {
+        "w-killed": "stale",
+        "w-live": "active",
+        "w-slow": "active",
+    }
+    assert status["status"] == "degraded"
+    assert status["counts"]["active_workers"] == 2
+    assert _gauge(client, "tasker_active_workers") == 2
+    assert status["counts"]["total_tasks"] >= 0 and "claimable_steps" in status["counts"]
+    assert (workers["w-slow"]["lease_seconds"], workers["w-live"]["namespaces"]) == (
+        600,
+        ["apitest"],
+    )
+    # And a worker that stopped cleanly is shown as stopped
     with api.tasker() as tasker:
-        tasker.write(lambda c: c.execute("stop_worker", id="w-stale", now=tasker.now()))
+        tasker.write(lambda c: c.execute("stop_worker", id="w-killed", now=tasker.now()))
     workers = {w["id"]: w for w in client.get("/health/status").json()["workers"]}
-    assert workers["w-stale"]["state"] == "stopped"
+    assert workers["w-killed"]["state"] == "stopped"
+
+
+def register_worker(
+    api: ApiServer, worker_id: str, *, heartbeat: datetime, lease_seconds: float
+) -> None:
+    """A worker row as ``tasker worker`` registers it, its last heartbeat at ``heartbeat``."""
+    with Tasker(open_database(api.db_url), clock=FakeClock(heartbeat)) as tasker:
+        tasker.register_worker(
+            worker_id,
+            hostname="host",
+            pid=1,
+            namespaces=["apitest"],
+            concurrency=2,
+            lease_seconds=lease_seconds,
+            handlers=HandlerCoverage(),
+        )
 
 
 def test_metrics_are_prometheus_text_from_the_health_counts(client: httpx.Client) -> None:

@@ -3,8 +3,7 @@
 ``tasker serve`` and ``uvicorn tasker.api:app_from_settings --factory`` build the same app
 from ``TASKER_*`` settings. The API-only settings read here (until they join
 :class:`~tasker.config.Settings`): ``TASKER_CORS_ORIGINS`` (comma-separated, default none:
-CORS off), ``TASKER_METRICS_PROTECTED`` (``on``/``off``, default off) and
-``TASKER_MAX_BODY_BYTES`` (default 1,000,000 bytes).
+CORS off) and ``TASKER_MAX_BODY_BYTES`` (default 1,000,000 bytes).
 """
 
 from __future__ import annotations
@@ -38,9 +37,10 @@ DEFAULT_MAX_BODY_BYTES = 1_000_000
 DESCRIPTION = """\
 Create and follow Tasker tasks, inspect their readiness and history, and recover failures.
 
-Errors are `{"error": {"code", "message", "details"}}`. With `TASKER_AUTH=on`, every `/v1`
-call needs `Authorization: Bearer TOKEN` (`tasker auth token create`): GETs need the scope
-`tasks:read`, POSTs `tasks:write`, and `admin` grants both.
+Errors are `{"error": {"code", "message", "details"}}`. With `TASKER_AUTH=on`, every call
+but the probes `/health/live` and `/health/ready` needs `Authorization: Bearer TOKEN`
+(`tasker auth token create`): GETs (`/metrics` and `/health/status` included) need the
+scope `tasks:read`, POSTs `tasks:write`, and `admin` grants both.
 """
 
 
@@ -48,7 +48,6 @@ def create_app(
     tasker: Tasker,
     *,
     auth: bool,
-    metrics_protected: bool = False,
     cors_origins: Sequence[str] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     close_on_shutdown: bool = False,
@@ -65,7 +64,6 @@ def create_app(
 
     app = TaskerAPI(
         auth=auth,
-        metrics_protected=metrics_protected,
         title="Tasker",
         version=__version__,
         description=DESCRIPTION,
@@ -75,9 +73,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.tasker = tasker
-    app.state.authenticator = Authenticator(
-        TokenVerifier(tasker) if auth else None, metrics_protected=metrics_protected
-    )
+    app.state.authenticator = Authenticator(TokenVerifier(tasker) if auth else None)
     app.state.metrics = HealthMetrics()
     install_error_handlers(app)
     for module in (routes_tasks, routes_templates, routes_analytics, routes_health):
@@ -97,25 +93,22 @@ def create_app(
 class TaskerAPI(FastAPI):
     """FastAPI whose OpenAPI document declares bearer security only where it is enforced.
 
-    The routes always take the optional bearer credentials; with authentication off (or
-    for ``/metrics`` when it is not protected) the document must not claim a token is
-    required, nor that 401 and 403 can happen.
+    The routes always take the optional bearer credentials; with authentication off the
+    document must not claim a token is required, nor that 401 and 403 can happen.
     """
 
-    def __init__(self, *, auth: bool, metrics_protected: bool, **kwargs: Any):
+    def __init__(self, *, auth: bool, **kwargs: Any):
         super().__init__(**kwargs)
         self.auth_enabled = auth
-        self.metrics_protected = metrics_protected
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is not None:
             return self.openapi_schema
         schema = super().openapi()
         secured = False
-        for path, operations in schema.get("paths", {}).items():
+        for operations in schema.get("paths", {}).values():
             for operation in operations.values():
-                enforced = self.auth_enabled and (path != "/metrics" or self.metrics_protected)
-                if not enforced:
+                if not self.auth_enabled:
                     operation.pop("security", None)
                     for status in ("401", "403"):
                         operation.get("responses", {}).pop(status, None)
@@ -137,7 +130,6 @@ def app_from_settings(
     return create_app(
         tasker,
         auth=settings.auth,
-        metrics_protected=options.metrics_protected,
         cors_origins=options.cors_origins,
         max_body_bytes=options.max_body_bytes,
         close_on_shutdown=True,
@@ -147,25 +139,17 @@ def app_from_settings(
 @dataclass(frozen=True)
 class ApiOptions:
     """
-    metrics_protected: ``/metrics`` needs a ``tasks:read`` token when auth is on
-        (``TASKER_METRICS_PROTECTED``, ``on``/``off``, default off).
     cors_origins: origins allowed by CORS (``TASKER_CORS_ORIGINS``, comma-separated,
         default none: CORS off).
     max_body_bytes: largest request body accepted (``TASKER_MAX_BODY_BYTES``, default
         1,000,000 bytes); larger ones get 413.
     """
 
-    metrics_protected: bool = False
     cors_origins: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiOptions:
-        protected = env.get("TASKER_METRICS_PROTECTED", "off").strip().lower()
-        if protected not in _SWITCH:
-            raise ConfigurationError(
-                f"TASKER_METRICS_PROTECTED must be 'on' or 'off', got {protected!r}"
-            )
         origins = env.get("TASKER_CORS_ORIGINS", "")
         raw_limit = env.get("TASKER_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))
         try:
@@ -177,14 +161,9 @@ class ApiOptions:
                 f"TASKER_MAX_BODY_BYTES must be a positive number of bytes, got {raw_limit!r}"
             )
         return cls(
-            metrics_protected=_SWITCH[protected],
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
             max_body_bytes=limit,
         )
-
-
-_SWITCH = {"on": True, "true": True, "1": True, "yes": True}
-_SWITCH.update({"off": False, "false": False, "0": False, "no": False})
 
 
 class BodySizeLimit:

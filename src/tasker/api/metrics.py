@@ -1,4 +1,5 @@
-"""``GET /metrics``: Prometheus gauges from ``get_system_health_counts``.
+"""``GET /metrics``: Prometheus gauges from ``get_system_health_counts`` (its
+``active_workers`` replaced by the live workers, see ``routes_health.health_counts``).
 
 Each app owns its :class:`~prometheus_client.CollectorRegistry` (never the global default
 one), so two apps in one process, as in tests, do not share or collide on metrics.
@@ -41,7 +42,9 @@ class HealthMetrics:
             "tasker_expired_leases", "Running steps whose lease has expired.", registry=r
         )
         self._workers = Gauge(
-            "tasker_active_workers", "Workers with a recent heartbeat.", registry=r
+            "tasker_active_workers",
+            "Workers whose last heartbeat is within their lease.",
+            registry=r,
         )
         self._lock = threading.Lock()  # one scrape sets and reads the gauges at a time
 

@@ -1,34 +1,42 @@
-"""Health probes and Prometheus metrics; always open, except ``/metrics`` when protected.
+"""Health probes, the health status and Prometheus metrics.
 
 ``/health/live`` answers without touching the database (the process is up);
-``/health/ready`` is 503 until the database is reachable and every migration applied;
-``/health/status`` reports the health counts and the workers, a worker being *stale*
-when it has not heartbeated for three lease periods.
+``/health/ready`` is 503 until the database is reachable and every migration applied.
+Both stay open whatever the authentication, for load balancers and orchestrators.
+``/health/status`` (the health counts and the workers) and ``/metrics`` tell about the
+work, so with authentication on they need a ``tasks:read`` token like every ``/v1`` read.
+
+A worker is *active* while its last heartbeat is within its own lease (the lease it
+registered with, else ``TASKER_LEASE_SECONDS``), as ``Tasker.live_workers`` judges it;
+*stale* when it has not stopped yet is silent for longer (killed with ``kill -9``, hung,
+cut off); *stopped* when it stopped cleanly. Stale and stopped workers are listed for a
+day after their last heartbeat.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime, timedelta
-from typing import Annotated, Any
+from dataclasses import asdict, replace
+from datetime import timedelta
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from prometheus_client import generate_latest
 
 from tasker.api.deps import TaskerDep, error_responses
 from tasker.api.errors import ApiError
 from tasker.api.metrics import CONTENT_TYPE, HealthMetrics
 from tasker.api.schemas import LiveOut, ReadyOut, StatusOut
-from tasker.api.security import Principal, metrics_principal
+from tasker.api.security import Reader
+from tasker.app import Tasker
 from tasker.exceptions import TaskerError
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Row
 from tasker.store.migrations import migration_status
+from tasker.store.readiness import SystemHealthCounts
 
 router = APIRouter(tags=["health"])
 
-STALE_AFTER_LEASES = 3  # a worker silent for this many lease periods is stale
-STOPPED_WORKERS_SHOWN_FOR = timedelta(hours=24)
+SILENT_WORKERS_SHOWN_FOR = timedelta(hours=24)  # stale and stopped ones, after their last beat
 
 
 @router.get("/health/live", response_model=LiveOut, summary="The process is up (no database)")
@@ -66,18 +74,21 @@ def ready(tasker: TaskerDep) -> Any:
     "/health/status",
     response_model=StatusOut,
     summary="Task and step counts, the queue, expired leases and workers",
-    responses=error_responses(503),
+    responses=error_responses(401, 403, 503),
 )
-def status(tasker: TaskerDep) -> Any:
+def status(tasker: TaskerDep, who: Reader) -> Any:
     now = tasker.now()
-    counts, workers = tasker.read(
-        lambda c: (readiness_sql.system_health_counts(c, now), c.fetch_all("list_workers"))
-    )
-    stale_after = timedelta(seconds=STALE_AFTER_LEASES * tasker.settings.lease_seconds)
+    counts, live = health_counts(tasker)
+    workers = tasker.read(lambda c: c.fetch_all("list_workers"))
     shown = [
-        {**w, "state": worker_state(w, now, stale_after)}
+        {
+            **w,
+            "namespaces": list(w["namespaces"] or []),
+            "lease_seconds": w["lease_seconds"] or tasker.settings.lease_seconds,
+            "state": worker_state(w, live),
+        }
         for w in workers
-        if w["stopped_at"] is None or now - w["stopped_at"] < STOPPED_WORKERS_SHOWN_FOR
+        if w["id"] in live or now - w["last_heartbeat_at"] < SILENT_WORKERS_SHOWN_FOR
     ]
     degraded = counts.expired_leases > 0 or any(w["state"] == "stale" for w in shown)
     return {
@@ -85,14 +96,23 @@ def status(tasker: TaskerDep) -> Any:
         "database": tasker.database.dialect,
         "checked_at": now,
         "counts": asdict(counts),
-        "workers": [{**w, "namespaces": list(w["namespaces"] or [])} for w in shown],
+        "workers": shown,
     }
 
 
-def worker_state(worker: Row, now: datetime, stale_after: timedelta) -> str:
+def health_counts(tasker: Tasker) -> tuple[SystemHealthCounts, set[str]]:
+    """The health counts, their ``active_workers`` being the live workers (returned too, by
+    id): the SQL function counts a heartbeat within a fixed 90 s, not the worker's lease."""
+    now = tasker.now()
+    counts = tasker.read(lambda c: readiness_sql.system_health_counts(c, now))
+    live = {w.id for w in tasker.live_workers()}
+    return replace(counts, active_workers=len(live)), live
+
+
+def worker_state(worker: Row, live: set[str]) -> str:
     if worker["stopped_at"] is not None:
         return "stopped"
-    return "stale" if now - worker["last_heartbeat_at"] > stale_after else "active"
+    return "active" if worker["id"] in live else "stale"
 
 
 @router.get(
@@ -104,11 +124,8 @@ def worker_state(worker: Row, now: datetime, stale_after: timedelta) -> str:
         **error_responses(401, 403, 503),
     },
 )
-def metrics(
-    request: Request, tasker: TaskerDep, who: Annotated[Principal, Depends(metrics_principal)]
-) -> Response:
-    now = tasker.now()
-    counts = tasker.read(lambda c: readiness_sql.system_health_counts(c, now))
+def metrics(request: Request, tasker: TaskerDep, who: Reader) -> Response:
+    counts, _ = health_counts(tasker)
     gauges: HealthMetrics = request.app.state.metrics
     # The database gauges, then this process's own counters (tasks created through it...).
     body = gauges.render(counts) + generate_latest(tasker.metrics.registry)

@@ -311,14 +311,18 @@ class WorkerOut(BaseModel):
     last_heartbeat_at: datetime
     stopped_at: datetime | None = None
     held_steps: int
+    lease_seconds: float = Field(
+        description="Its lease: the one it registered with, else TASKER_LEASE_SECONDS."
+    )
     state: Literal["active", "stale", "stopped"] = Field(
-        description="stale: no heartbeat for three lease periods."
+        description="active: its last heartbeat is within its lease; stale: not stopped,"
+        " yet silent for longer (killed, hung or cut off); stopped: it stopped cleanly."
     )
 
 
 class StatusOut(BaseModel):
     status: Literal["healthy", "degraded"] = Field(
-        description="degraded when a lease has expired or a running worker is stale."
+        description="degraded when a step's lease has expired or a worker shown is stale."
     )
     database: str
     checked_at: datetime

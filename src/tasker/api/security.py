@@ -1,9 +1,10 @@
 """Bearer-token authentication and scopes for the REST API.
 
-With authentication off every caller is the actor ``api``. With it on, each ``/v1`` route
-(and ``/metrics`` when protected) needs ``Authorization: Bearer TOKEN``: no, a malformed,
-an unknown or a revoked token is 401; a token without the route's scope is 403.
-GET routes need ``tasks:read``, POST routes ``tasks:write``; ``admin`` satisfies both.
+With authentication off every caller is the actor ``api``. With it on, every route but the
+probes ``/health/live`` and ``/health/ready`` needs ``Authorization: Bearer TOKEN``: no, a
+malformed, an unknown or a revoked token is 401; a token without the route's scope is 403.
+GET routes (``/metrics`` and ``/health/status`` included) need ``tasks:read``, POST routes
+``tasks:write``; ``admin`` satisfies both.
 """
 
 from __future__ import annotations
@@ -39,9 +40,8 @@ class Principal:
 class Authenticator:
     """Per-app authentication settings and the token verifier (kept on ``app.state``)."""
 
-    def __init__(self, verifier: TokenVerifier | None, *, metrics_protected: bool = False):
+    def __init__(self, verifier: TokenVerifier | None):
         self.verifier = verifier  # None: authentication is off
-        self.metrics_protected = metrics_protected
 
     @property
     def enabled(self) -> bool:
@@ -92,17 +92,6 @@ def require(scope: str) -> Callable[..., Principal]:
         return authenticator(request).check(credentials, scope)
 
     return dependency
-
-
-def metrics_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    """``/metrics`` asks for ``tasks:read`` only when configured to (``metrics_protected``)."""
-    auth = authenticator(request)
-    if not auth.metrics_protected:
-        return Principal(ANONYMOUS_ACTOR)
-    return auth.check(credentials, READ)
 
 
 Reader = Annotated[Principal, Depends(require(READ))]

@@ -53,7 +53,6 @@ def serve(
     app = create_app(
         tasker,
         auth=settings.auth,
-        metrics_protected=options.metrics_protected,
         cors_origins=options.cors_origins,
         max_body_bytes=options.max_body_bytes,
         close_on_shutdown=True,
