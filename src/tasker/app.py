@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
 from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry, parse_template
-from tasker.engine import coverage, creation, execution, recovery, retention
+from tasker.engine import attempts, coverage, creation, recovery, retention
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import (
     DatabaseUnavailable,
@@ -274,11 +274,11 @@ class Tasker:
         lease_seconds: float | None = None,
         handlers: list[str] | None = None,
         task_id: int | None = None,
-    ) -> list[execution.ClaimedStep]:
+    ) -> list[attempts.ClaimedStep]:
         """Claim up to ``limit`` claimable steps (of ``handlers`` only, when given)."""
         lease = lease_seconds or self.settings.lease_seconds
         claimed = self.write(
-            lambda c: execution.claim_steps(
+            lambda c: attempts.claim_steps(
                 c,
                 worker_id=worker_id,
                 limit=limit,
@@ -296,8 +296,8 @@ class Tasker:
         return claimed
 
     def record(
-        self, outcomes: list[execution.Outcome], actor: str | None = None
-    ) -> execution.OutcomeReport:
+        self, outcomes: list[attempts.Outcome], actor: str | None = None
+    ) -> attempts.OutcomeReport:
         """Store attempt outcomes in one transaction. If the database refuses the batch
         (not for being unreachable: that raises), each outcome is stored on its own, and
         one still refused fails its step for good, saying why: one bad row never holds
@@ -310,7 +310,7 @@ class Tasker:
             if len(outcomes) == 1:
                 report = self._record_refused(outcomes[0], actor, exc)
             else:
-                report = execution.OutcomeReport()
+                report = attempts.OutcomeReport()
                 for outcome in outcomes:
                     try:
                         one = self._record([outcome], actor)
@@ -326,29 +326,29 @@ class Tasker:
         return report
 
     def _record(
-        self, outcomes: list[execution.Outcome], actor: str | None
-    ) -> execution.OutcomeReport:
+        self, outcomes: list[attempts.Outcome], actor: str | None
+    ) -> attempts.OutcomeReport:
         return self.write(
-            lambda c: execution.record_outcomes(
+            lambda c: attempts.record_outcomes(
                 c, outcomes, now=self.now(), actor=actor, rand=self.rand
             )
         )
 
     def _record_refused(
-        self, outcome: execution.Outcome, actor: str | None, exc: Exception
-    ) -> execution.OutcomeReport:
+        self, outcome: attempts.Outcome, actor: str | None, exc: Exception
+    ) -> attempts.OutcomeReport:
         log.error("step %s: the database refused its outcome: %s", outcome.step_id, exc)
-        return self._record([execution.refused(outcome, exc)], actor)
+        return self._record([attempts.refused(outcome, exc)], actor)
 
-    def reap_expired_leases(self, limit: int = 100) -> execution.OutcomeReport:
+    def reap_expired_leases(self, limit: int = 100) -> attempts.OutcomeReport:
         report = self.write(
-            lambda c: execution.reap_expired_leases(c, now=self.now(), limit=limit, rand=self.rand)
+            lambda c: attempts.reap_expired_leases(c, now=self.now(), limit=limit, rand=self.rand)
         )
         self._count(report)
         self.metrics.leases_expired.inc(len(report.recorded))
         return report
 
-    def _count(self, report: execution.OutcomeReport) -> None:
+    def _count(self, report: attempts.OutcomeReport) -> None:
         results = list(report.step_results.values())
         m = self.metrics
         m.steps_completed.inc(results.count("complete"))

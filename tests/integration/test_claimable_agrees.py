@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tasker import FakeClock, Tasker, TaskRequest
 from tasker.definitions import StepSpec, TemplateDefinition, TemplateRegistry
-from tasker.engine.execution import Outcome
+from tasker.engine.attempts import Outcome
 from tasker.exceptions import InvalidTransition
 from tasker.retry import Backoff
 from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State

@@ -17,7 +17,7 @@ import pytest
 
 from tasker import FakeClock, PermanentError, RetryableError, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
-from tasker.engine.execution import Outcome
+from tasker.engine.attempts import Outcome
 from tasker.exceptions import IdempotencyConflict, InvalidTransition, ValidationError
 from tasker.runtime.runner import run_until_final
 from tasker.store.database import Database

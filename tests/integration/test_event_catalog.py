@@ -11,7 +11,7 @@ import pytest
 
 from tasker import FakeClock, PermanentError, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
-from tasker.engine.execution import Outcome
+from tasker.engine.attempts import Outcome
 from tasker.events.catalog import BY_NAME, CATALOG
 from tasker.runtime.runner import run_until_final
 from tasker.store.database import Database

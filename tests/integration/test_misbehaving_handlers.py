@@ -23,7 +23,7 @@ import yaml
 
 from tasker import Settings, Tasker, TaskRequest
 from tasker.definitions import TemplateDefinition, TemplateRegistry, parse_template
-from tasker.engine.execution import Outcome
+from tasker.engine.attempts import Outcome
 from tasker.exceptions import ValidationError
 from tasker.runtime.worker import Worker, WorkerOptions
 from tasker.store.database import Database

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from tasker.definitions.handlers import handler_path_of
+from tasker.definitions.handler_paths import handler_path_of
 from tasker.definitions.parse import STEP_KEYS, parse_template
 from tasker.definitions.template import TemplateDefinition
 from tasker.exceptions import TemplateError

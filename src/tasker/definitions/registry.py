@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasker.definitions.builder import Template
-from tasker.definitions.handlers import import_handler
+from tasker.definitions.handler_paths import import_handler
 from tasker.definitions.loader import collect_templates
 from tasker.definitions.template import TemplateDefinition, validate_template
 from tasker.exceptions import TemplateError, TemplateNotFound

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from tasker.definitions.handlers import import_handler, split_handler_path
+from tasker.definitions.handler_paths import import_handler, split_handler_path
 from tasker.exceptions import TemplateError, ValidationError
 from tasker.retry import Backoff
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasker.engine.execution import release_children
+from tasker.engine.attempts import release_children
 from tasker.engine.finalization import finalize_tasks, set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
 from tasker.exceptions import InvalidTransition, NotFound

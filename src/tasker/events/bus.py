@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tasker.definitions.handlers import import_handler
+from tasker.definitions.handler_paths import import_handler
 from tasker.exceptions import ConfigurationError
 from tasker.retry import Backoff, retry_delay_seconds
 

@@ -22,7 +22,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import replace
 from typing import Any
 
-from tasker.engine.execution import ClaimedStep, Outcome
+from tasker.engine.attempts import ClaimedStep, Outcome
 from tasker.exceptions import PermanentError, RetryableError
 from tasker.observability.tracing import mark_failed, step_span
 from tasker.payloads import DEFAULT_MAX_RESULT_BYTES

@@ -30,7 +30,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from tasker.definitions.handlers import import_handler
+from tasker.definitions.handler_paths import import_handler
 from tasker.exceptions import PermanentError, RetryableError
 from tasker.runtime.context import StepContext
 from tasker.runtime.failures import error_info, unstorable_result

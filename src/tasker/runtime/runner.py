@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from tasker.app import Tasker
 from tasker.clock import FakeClock
-from tasker.engine.execution import ClaimedStep, Outcome
+from tasker.engine.attempts import ClaimedStep, Outcome
 from tasker.runtime.executor import execute
 from tasker.runtime.handler_threads import HandlerThreads
 from tasker.states import SETTLED

@@ -24,7 +24,7 @@ from prometheus_client import start_http_server
 
 from tasker.app import Tasker
 from tasker.definitions import HandlerCoverage
-from tasker.engine.execution import ClaimedStep, Outcome
+from tasker.engine.attempts import ClaimedStep, Outcome
 from tasker.events.bus import EventBus
 from tasker.events.consumer import EventDispatcher
 from tasker.exceptions import DatabaseUnavailable, TransientStoreError
@@ -415,7 +415,7 @@ class Worker:
         )
 
     def _heartbeat(self) -> None:
-        from tasker.engine.execution import extend_leases
+        from tasker.engine.attempts import extend_leases
 
         abandoned = self._handler_pool.abandoned
         if abandoned != self._abandoned_logged:
