@@ -1,6 +1,6 @@
 """Request and response bodies of the REST API (they are also its OpenAPI document).
 
-Responses mirror the contract's task JSON (``tasker.engine.views``) and the rows of the SQL
+Responses mirror the contract's task JSON (``tasker.serialization``) and the rows of the SQL
 functions (``tasker.store.readiness``); FastAPI validates every response against them.
 Strings that reach the database must be storable there: no NUL character (PostgreSQL text
 and jsonb refuse it), no lone surrogate, no NaN or infinity.
