@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -106,7 +107,7 @@ def test_the_schema_file_defines_no_query(dialect: str) -> None:
 
 def _apply(url: str, sql: str) -> None:
     if url.startswith("sqlite:"):
-        with sqlite3.connect(path_from_url(url)) as conn:
+        with closing(sqlite3.connect(path_from_url(url))) as conn:
             conn.executescript(sql)
         return
     with psycopg.connect(url, autocommit=True) as conn:
@@ -118,7 +119,7 @@ def _tables(dialect: str, url: str) -> set[str]:
 
 
 def _sqlite_catalog(url: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(path_from_url(url)) as conn:
+    with closing(sqlite3.connect(path_from_url(url))) as conn:
         objects = conn.execute(
             "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite%' "
             "ORDER BY 1, 2"
