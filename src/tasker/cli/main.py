@@ -9,14 +9,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import typer
-
-# Typer 0.2x ships its own copy of Click, whose exceptions are not importable elsewhere;
-# TyperException (public) is the root of ClickException there.
-from typer._click import core as click_core
-from typer._click import exceptions as click_errors
 from typer.core import TyperGroup
 
 from tasker import __version__
@@ -24,28 +19,57 @@ from tasker.cli import auth, common, db, events, step, task, templates
 from tasker.cli.demo import demo_command
 from tasker.cli.run import run_command
 from tasker.cli.worker import worker_command
-from tasker.exceptions import TaskerError
+from tasker.exceptions import ConfigurationError, TaskerError
+
+# Typer (0.27.2 and later) vendors its own copy of Click, whose classes it does not
+# export: the click-typed values below (commands, contexts) are typed `Any` rather than
+# imported from the private `typer._click`.
+_Command = Any
+
+API_EXTRA_HINT = "pip install 'tasker-workflows[api]'"
 
 
-def _serve_command() -> click_core.Command:
-    from tasker.cli import serve
-
+def _serve_command() -> _Command:
     single = typer.Typer(add_completion=False)  # the root group already offers completion
+    try:
+        from tasker.cli import serve
+    except ModuleNotFoundError as exc:
+        if not exc.name or exc.name.split(".")[0] not in _API_MODULES:
+            raise
+        missing = exc.name
+
+        @single.command(
+            "serve",
+            # `\\[`: Typer's rich help would read `[api]` as markup and drop it.
+            help="Serve the REST API (not installed here: pip install 'tasker-workflows\\[api]').",
+            context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+        )
+        def serve_missing() -> None:
+            raise ConfigurationError(
+                f"`tasker serve` needs the API extra ({missing} is not installed): {API_EXTRA_HINT}"
+            )
+
+        return typer.main.get_command(single)
     single.command("serve")(serve.serve)
     return typer.main.get_command(single)
 
 
+# What the `api` extra installs; anything else missing is a real bug, not a hint to print.
+_API_MODULES = frozenset({"fastapi", "starlette", "uvicorn", "pydantic"})
+
+
 class _RootGroup(TyperGroup):
     """The root group, loading ``serve`` only when it is asked for: it imports FastAPI and
-    uvicorn, which would otherwise double the start-up time of every other command."""
+    uvicorn, which would otherwise double the start-up time of every other command (and
+    which a plain install leaves out: they come with the ``api`` extra)."""
 
-    lazy_commands: ClassVar[dict[str, Callable[[], click_core.Command]]] = {"serve": _serve_command}
+    lazy_commands: ClassVar[dict[str, Callable[[], _Command]]] = {"serve": _serve_command}
 
-    def list_commands(self, ctx: click_core.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
         return names + [name for name in self.lazy_commands if name not in names]
 
-    def get_command(self, ctx: click_core.Context, cmd_name: str) -> click_core.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> _Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy_commands:
             self.add_command(self.lazy_commands[cmd_name](), cmd_name)
         return super().get_command(ctx, cmd_name)
@@ -118,16 +142,18 @@ def _run(argv: list[str] | None, failures: common.ConnectionFailures) -> int:
     command = typer.main.get_command(app)
     try:
         result = command.main(args=argv, prog_name="tasker", standalone_mode=False)
-    except click_errors.NoArgsIsHelpError as exc:
-        exc.show()
-        return common.EXIT_USAGE
-    except click_errors.UsageError as exc:
-        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
-        typer.echo(f"error: {common.one_line(exc.format_message())}{hint}", err=True)
-        return common.EXIT_USAGE
     except typer.TyperException as exc:
-        typer.echo(f"error: {common.one_line(exc.format_message())}", err=True)
-        return exc.exit_code
+        # The root of every Click error Typer raises. Usage errors carry the context of
+        # the command they are about (`ctx`, public on them though their class is not).
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message()
+        if ctx is not None and message == ctx.get_help():
+            # `tasker task` alone: no_args_is_help raises with the help as its message.
+            typer.echo(message, err=True)
+            return common.EXIT_USAGE
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        typer.echo(f"error: {common.one_line(message)}{hint}", err=True)
+        return exc.exit_code  # 2 for usage errors, as common.EXIT_USAGE says
     except typer.Abort:
         typer.echo("error: aborted", err=True)
         return common.EXIT_TASK_FAILED
