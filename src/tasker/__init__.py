@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from tasker.app import Tasker
 from tasker.clock import Clock, FakeClock, SystemClock
 from tasker.config import Settings
 from tasker.definitions import Template, TemplateDefinition, TemplateRegistry
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import PermanentError, RetryableError, TaskerError
+from tasker.facade import Tasker
 from tasker.runtime.context import StepContext
 from tasker.runtime.worker import Worker, WorkerOptions
 from tasker.states import State

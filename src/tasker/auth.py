@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasker.app import Tasker
 from tasker.exceptions import DuplicateKey, NotFound, TransientStoreError, ValidationError
+from tasker.facade import Tasker
 from tasker.serialization import iso
 from tasker.store.database import Json, Row
 

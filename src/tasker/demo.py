@@ -18,12 +18,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from tasker.app import Tasker
 from tasker.clock import SystemClock, parse_utc
 from tasker.config import Settings
 from tasker.definitions import TemplateRegistry
 from tasker.engine.creation import TaskRequest
 from tasker.examples import TEMPLATES_DIRECTORY
+from tasker.facade import Tasker
 from tasker.runtime.worker import Worker, WorkerOptions
 
 DEFAULT_DIRECTORY = Path(".tasker-demo")

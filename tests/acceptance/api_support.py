@@ -28,8 +28,8 @@ import httpx
 import psycopg
 import pytest
 
-from tasker.app import Tasker
 from tasker.definitions import TemplateRegistry
+from tasker.facade import Tasker
 from tasker.runtime.runner import run_until_final
 from tasker.store import open_database
 from tasker.store.migrations import upgrade

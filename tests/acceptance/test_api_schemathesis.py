@@ -21,7 +21,7 @@ import pytest
 from api_support import BACKENDS, ApiServer, module_server
 
 from tasker.api import create_app
-from tasker.app import Tasker
+from tasker.facade import Tasker
 from tasker.store import open_database
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -24,10 +24,10 @@ from tasker.api import routes_analytics, routes_health, routes_tasks, routes_tem
 from tasker.api.errors import error_response, install_error_handlers
 from tasker.api.metrics import HealthMetrics
 from tasker.api.security import Authenticator
-from tasker.app import Tasker
 from tasker.auth import TokenVerifier
 from tasker.config import Settings
 from tasker.exceptions import ConfigurationError
+from tasker.facade import Tasker
 from tasker.observability.tracing import configure_from_env as configure_tracing
 
 logger = logging.getLogger("tasker.api")

@@ -11,7 +11,7 @@ from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator
 
 from tasker.api.schemas import NO_NUL, ErrorBody
-from tasker.app import Tasker
+from tasker.facade import Tasker
 
 
 def get_tasker(request: Request) -> Tasker:

@@ -27,8 +27,8 @@ from tasker.api.errors import ApiError
 from tasker.api.metrics import CONTENT_TYPE, HealthMetrics
 from tasker.api.schemas import LiveOut, ReadyOut, StatusOut
 from tasker.api.security import Reader
-from tasker.app import Tasker
 from tasker.exceptions import TaskerError
+from tasker.facade import Tasker
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Row
 from tasker.store.migrations import migration_status

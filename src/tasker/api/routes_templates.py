@@ -14,9 +14,9 @@ from fastapi import APIRouter, Path, Query
 from tasker.api.deps import COMMON_ERRORS, Filter, TaskerDep, error_responses, group_levels
 from tasker.api.schemas import NO_NUL, TemplateDetail, TemplateSummary
 from tasker.api.security import Reader
-from tasker.app import Tasker
 from tasker.definitions import TemplateDefinition, parse_template
 from tasker.exceptions import TemplateError
+from tasker.facade import Tasker
 
 logger = logging.getLogger("tasker.api")
 

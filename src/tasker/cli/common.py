@@ -23,7 +23,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from tasker.app import Tasker
 from tasker.clock import parse_utc
 from tasker.config import Settings
 from tasker.definitions import TemplateRegistry
@@ -33,6 +32,7 @@ from tasker.exceptions import (
     TaskerError,
     ValidationError,
 )
+from tasker.facade import Tasker
 from tasker.payloads import MAX_DEPTH
 from tasker.states import SATISFIES_DEPENDENCY
 from tasker.store import open_database

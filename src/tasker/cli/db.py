@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from tasker.app import Tasker
 from tasker.cli import common
 from tasker.cli.render import table
+from tasker.facade import Tasker
 from tasker.serialization import iso
 from tasker.store.migrations import MigrationStatus
 

@@ -18,10 +18,10 @@ import typer
 import uvicorn
 
 from tasker.api import ApiOptions, create_app
-from tasker.app import Tasker
 from tasker.cli import common
 from tasker.definitions import TemplateRegistry
 from tasker.exceptions import SchemaNotReady
+from tasker.facade import Tasker
 from tasker.store.migrations import ensure_current
 
 

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
-from tasker.app import Tasker
 from tasker.cli import common
 from tasker.cli.progress import TaskProgress, print_summary, progress_console
 from tasker.cli.render import dag_tree, error_summary, state_text, table, when
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import TemplateNotFound, ValidationError
+from tasker.facade import Tasker
 from tasker.states import SETTLED, State
 from tasker.store.readiness import StepReadiness
 

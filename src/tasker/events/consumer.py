@@ -15,8 +15,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from tasker.app import Tasker
 from tasker.events.bus import EventBus
+from tasker.facade import Tasker
 from tasker.serialization import event_json
 
 Event = dict[str, Any]

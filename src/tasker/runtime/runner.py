@@ -11,9 +11,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from tasker.app import Tasker
 from tasker.clock import FakeClock
 from tasker.engine.attempts import ClaimedStep, Outcome
+from tasker.facade import Tasker
 from tasker.runtime.executor import execute
 from tasker.runtime.handler_threads import HandlerThreads
 from tasker.states import SETTLED

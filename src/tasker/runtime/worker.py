@@ -22,12 +22,12 @@ from typing import Any, ParamSpec, TypeVar
 
 from prometheus_client import start_http_server
 
-from tasker.app import Tasker
 from tasker.definitions import HandlerCoverage
 from tasker.engine.attempts import ClaimedStep, Outcome
 from tasker.events.bus import EventBus
 from tasker.events.consumer import EventDispatcher
 from tasker.exceptions import DatabaseUnavailable, TransientStoreError
+from tasker.facade import Tasker
 from tasker.runtime.executor import execute
 from tasker.runtime.failures import error_info
 from tasker.runtime.handler_processes import HandlerProcesses

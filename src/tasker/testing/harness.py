@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasker.app import Tasker
 from tasker.clock import Clock, FakeClock
 from tasker.config import Settings
 from tasker.definitions import Template, TemplateDefinition, TemplateRegistry, load_template_file
 from tasker.engine.creation import TaskRequest
+from tasker.facade import Tasker
 from tasker.runtime.runner import run_until_final
 from tasker.store import open_database
 from tasker.store.database import Database

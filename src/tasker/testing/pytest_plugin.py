@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tasker.app import Tasker
 from tasker.clock import FakeClock
+from tasker.facade import Tasker
 from tasker.store import open_database
 from tasker.store.migrations import upgrade
 
