@@ -121,6 +121,9 @@ def run(run: Run) -> ScenarioResult:
         return result
     write_template(run, "single", single())
     write_template(run, "diamond", diamond())
+    # A worker claims only the handlers of templates it knows: the async case below
+    # switches the seeded steps to ASYNC_NOOP, so the workers must know a template with it.
+    write_template(run, "single_async", single(ASYNC_NOOP))
     counts = {"independent": ("single", tasks), "diamond": ("diamond", diamonds)}
     samples: dict[str, list[dict[str, Any]]] = {case.key: [] for case in todo}
     creation: dict[str, dict[str, Any]] = {}
