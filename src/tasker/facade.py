@@ -31,7 +31,7 @@ from tasker.payloads import check_storable
 from tasker.serialization import event_json, task_json, transition_json
 from tasker.store import migrations, open_database
 from tasker.store import readiness as readiness_sql
-from tasker.store.database import Connection, Database
+from tasker.store.database import Connection, Database, Row
 
 log = logging.getLogger("tasker")
 T = TypeVar("T")
@@ -136,7 +136,7 @@ class Tasker:
         except TemplateNotFound:
             stored = [
                 parse_template(row["definition"], source="database")
-                for row in self.read(lambda c: c.fetch_all("list_stored_templates"))
+                for row in self.stored_templates()
                 if row["namespace"] == namespace
                 and row["name"] == name
                 and (version is None or row["version"] == version)
@@ -415,6 +415,38 @@ class Tasker:
             )
         )
 
+    def heartbeat(self, worker_id: str, lease_seconds: float) -> list[int]:
+        """The worker is alive: its leases run ``lease_seconds`` from now. Returns the ids
+        of the steps it still holds."""
+        return self.write(
+            lambda c: attempts.extend_leases(
+                c, worker_id=worker_id, lease_seconds=lease_seconds, now=self.now()
+            )
+        )
+
+    def stop_worker(self, worker_id: str) -> None:
+        """Record that the worker stopped cleanly."""
+        self.write(lambda c: c.execute("stop_worker", id=worker_id, now=self.now()))
+
+    def release_worker_steps(self, worker_id: str) -> attempts.OutcomeReport:
+        """Return every step the stopping worker still holds to the queue, its attempt
+        given back (``Outcome.released``): interrupted by the stop, not failed."""
+        held = self.read(lambda c: c.fetch_all("held_steps", worker_id=worker_id))
+        message = (
+            f"worker {worker_id} stopped before the step finished; released for another "
+            "attempt (this one is not counted)"
+        )
+        error = {"class": "WorkerShutdown", "message": message, "traceback": None}
+        outcomes = [
+            attempts.Outcome(r["id"], r["task_id"], r["claim_token"], error=error, released=True)
+            for r in held
+        ]
+        return self.record(outcomes, worker_id) if outcomes else attempts.OutcomeReport()
+
+    def workers(self) -> list[Row]:
+        """Every registered worker, stopped and silent ones included, newest first."""
+        return self.read(lambda c: c.fetch_all("list_workers"))
+
     def live_workers(self) -> list[coverage.LiveWorker]:
         """Workers not stopped whose last heartbeat is within their lease."""
         return self.read(
@@ -434,6 +466,35 @@ class Tasker:
             return coverage.with_worker_coverage(conn, rows, now, self.settings.lease_seconds)
 
         return self.read(work)
+
+    def health_counts(self) -> readiness_sql.SystemHealthCounts:
+        """``get_system_health_counts()``: tasks and steps by state, the queue, leases."""
+        now = self.now()
+        return self.read(lambda c: readiness_sql.system_health_counts(c, now))
+
+    def analytics(self, since: datetime) -> readiness_sql.AnalyticsMetrics:
+        """``get_analytics_metrics(since)``: counts, rates and durations since then."""
+        now = self.now()
+        return self.read(lambda c: readiness_sql.analytics_metrics(c, since, now))
+
+    def slowest(
+        self, since: datetime, limit: int
+    ) -> tuple[list[readiness_sql.SlowStep], list[readiness_sql.SlowTask]]:
+        """The slowest steps and tasks finished since ``since``, at most ``limit`` each."""
+
+        def work(
+            conn: Connection,
+        ) -> tuple[list[readiness_sql.SlowStep], list[readiness_sql.SlowTask]]:
+            return (
+                readiness_sql.slowest_steps(conn, since, limit),
+                readiness_sql.slowest_tasks(conn, since, limit),
+            )
+
+        return self.read(work)
+
+    def stored_templates(self) -> list[Row]:
+        """The template definitions workers registered in the database."""
+        return self.read(lambda c: c.fetch_all("list_stored_templates"))
 
     def execution_context(self, task_id: int) -> readiness_sql.TaskExecutionContext:
         found = self.read(lambda c: readiness_sql.execution_context(c, task_id, self.now()))

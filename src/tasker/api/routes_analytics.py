@@ -17,8 +17,6 @@ from pydantic import BeforeValidator
 from tasker.api.deps import COMMON_ERRORS, DIGITS_ONLY, TaskerDep
 from tasker.api.schemas import BottlenecksOut, PerformanceOut
 from tasker.api.security import Reader
-from tasker.store import readiness as readiness_sql
-from tasker.store.database import Connection
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=COMMON_ERRORS)
 
@@ -61,7 +59,7 @@ def window_start(since: datetime | None, now: datetime) -> datetime:
 def performance(tasker: TaskerDep, who: Reader, since: Since = None) -> Any:
     now = tasker.now()
     start = window_start(since, now)
-    return asdict(tasker.read(lambda c: readiness_sql.analytics_metrics(c, start, now)))
+    return asdict(tasker.analytics(start))
 
 
 @router.get(
@@ -76,12 +74,9 @@ def bottlenecks(
     limit: Annotated[int, Query(ge=1, le=100), DIGITS_ONLY] = 10,
 ) -> Any:
     start = window_start(since, tasker.now())
-
-    def work(conn: Connection) -> dict[str, Any]:
-        return {
-            "since": start,
-            "slowest_steps": [asdict(s) for s in readiness_sql.slowest_steps(conn, start, limit)],
-            "slowest_tasks": [asdict(t) for t in readiness_sql.slowest_tasks(conn, start, limit)],
-        }
-
-    return tasker.read(work)
+    steps, tasks = tasker.slowest(start, limit)
+    return {
+        "since": start,
+        "slowest_steps": [asdict(s) for s in steps],
+        "slowest_tasks": [asdict(t) for t in tasks],
+    }

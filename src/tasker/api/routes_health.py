@@ -29,7 +29,6 @@ from tasker.api.schemas import LiveOut, ReadyOut, StatusOut
 from tasker.api.security import Reader
 from tasker.exceptions import TaskerError
 from tasker.facade import Tasker
-from tasker.store import readiness as readiness_sql
 from tasker.store.database import Row
 from tasker.store.migrations import migration_status
 from tasker.store.readiness import SystemHealthCounts
@@ -79,7 +78,7 @@ def ready(tasker: TaskerDep) -> Any:
 def status(tasker: TaskerDep, who: Reader) -> Any:
     now = tasker.now()
     counts, live = health_counts(tasker)
-    workers = tasker.read(lambda c: c.fetch_all("list_workers"))
+    workers = tasker.workers()
     shown = [
         {
             **w,
@@ -103,8 +102,7 @@ def status(tasker: TaskerDep, who: Reader) -> Any:
 def health_counts(tasker: Tasker) -> tuple[SystemHealthCounts, set[str]]:
     """The health counts, their ``active_workers`` being the live workers (returned too, by
     id): the SQL function counts a heartbeat within a fixed 90 s, not the worker's lease."""
-    now = tasker.now()
-    counts = tasker.read(lambda c: readiness_sql.system_health_counts(c, now))
+    counts = tasker.health_counts()
     live = {w.id for w in tasker.live_workers()}
     return replace(counts, active_workers=len(live)), live
 

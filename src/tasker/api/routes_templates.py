@@ -28,7 +28,7 @@ PathName = Annotated[str, Path(min_length=1, max_length=200, pattern=NO_NUL)]
 def known_templates(tasker: Tasker) -> list[TemplateDefinition]:
     """Registry templates and stored ones, sorted by namespace, name, version."""
     found = {t.key: t for t in tasker.registry.all()}
-    for row in tasker.read(lambda c: c.fetch_all("list_stored_templates")):
+    for row in tasker.stored_templates():
         key = f"{row['namespace']}/{row['name']}@{row['version']}"
         if key in found:
             continue

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from prometheus_client import start_http_server
 
@@ -368,28 +368,7 @@ class Worker:
     def _release_held(self) -> None:
         """Steps still held go back to the queue at once, their attempt given back: they
         were interrupted by this worker stopping, not failed by their handler."""
-
-        def work(conn: Any) -> list[Outcome]:
-            rows = conn.fetch_all("held_steps", worker_id=self.worker_id)
-            return [
-                Outcome(
-                    r["id"],
-                    r["task_id"],
-                    r["claim_token"],
-                    error={
-                        "class": "WorkerShutdown",
-                        "message": f"worker {self.worker_id} stopped before the step "
-                        "finished; released for another attempt (this one is not counted)",
-                        "traceback": None,
-                    },
-                    released=True,
-                )
-                for r in rows
-            ]
-
-        outcomes = self.tasker.read(work)
-        if outcomes:
-            self.tasker.record(outcomes, self.worker_id)
+        self.tasker.release_worker_steps(self.worker_id)
 
     # -- background -----------------------------------------------------------------
 
@@ -410,13 +389,9 @@ class Worker:
         )
 
     def _unregister(self) -> None:
-        self.tasker.write(
-            lambda c: c.execute("stop_worker", id=self.worker_id, now=self.tasker.now())
-        )
+        self.tasker.stop_worker(self.worker_id)
 
     def _heartbeat(self) -> None:
-        from tasker.engine.attempts import extend_leases
-
         abandoned = self._handler_pool.abandoned
         if abandoned != self._abandoned_logged:
             log.warning(
@@ -426,11 +401,7 @@ class Worker:
             )
             self._abandoned_logged = abandoned
 
-        self.tasker.write(
-            lambda c: extend_leases(
-                c, worker_id=self.worker_id, lease_seconds=self.lease_seconds, now=self.tasker.now()
-            )
-        )
+        self.tasker.heartbeat(self.worker_id, self.lease_seconds)
 
     def _reap(self) -> None:
         report = self.tasker.reap_expired_leases()
