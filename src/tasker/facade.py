@@ -415,18 +415,29 @@ class Tasker:
             )
         )
 
-    def heartbeat(self, worker_id: str, lease_seconds: float) -> list[int]:
-        """The worker is alive: its leases run ``lease_seconds`` from now. Returns the ids
-        of the steps it still holds."""
+    def heartbeat(
+        self, worker_id: str, lease_seconds: float, *, abandoned_threads: int = 0
+    ) -> list[int]:
+        """The worker is alive: its leases run ``lease_seconds`` from now, and it has
+        ``abandoned_threads`` handler threads still running given-up steps. Returns the
+        ids of the steps it still holds."""
         return self.write(
             lambda c: attempts.extend_leases(
-                c, worker_id=worker_id, lease_seconds=lease_seconds, now=self.now()
+                c,
+                worker_id=worker_id,
+                lease_seconds=lease_seconds,
+                now=self.now(),
+                abandoned_threads=abandoned_threads,
             )
         )
 
-    def stop_worker(self, worker_id: str) -> None:
-        """Record that the worker stopped cleanly."""
-        self.write(lambda c: c.execute("stop_worker", id=worker_id, now=self.now()))
+    def stop_worker(self, worker_id: str, *, abandoned_threads: int = 0) -> None:
+        """Record that the worker stopped cleanly, leaving ``abandoned_threads`` behind."""
+        self.write(
+            lambda c: c.execute(
+                "stop_worker", id=worker_id, now=self.now(), abandoned_threads=abandoned_threads
+            )
+        )
 
     def release_worker_steps(self, worker_id: str) -> attempts.OutcomeReport:
         """Return every step the stopping worker still holds to the queue, its attempt

@@ -116,7 +116,7 @@ def test_health_live_ready_and_status(api: ApiServer, client: httpx.Client) -> N
     )
     # And a worker that stopped cleanly is shown as stopped
     with api.tasker() as tasker:
-        tasker.write(lambda c: c.execute("stop_worker", id="w-killed", now=tasker.now()))
+        tasker.stop_worker("w-killed")
     workers = {w["id"]: w for w in client.get("/health/status").json()["workers"]}
     assert workers["w-killed"]["state"] == "stopped"
 

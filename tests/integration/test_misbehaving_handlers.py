@@ -197,6 +197,7 @@ def test_a_hung_sync_handler_frees_its_slot_at_its_timeout(
     }
     assert worker.abandoned_threads == 1
     assert tasker.metrics.registry.get_sample_value("tasker_abandoned_threads") == 1
+    assert [w["abandoned_threads"] for w in tasker.workers()] == [1]
 
 
 def test_the_process_pool_kills_a_hung_handler_and_survives_a_dying_one(

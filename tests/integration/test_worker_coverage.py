@@ -124,7 +124,7 @@ def test_a_live_worker_serving_the_handler_in_the_step_namespace_clears_the_reas
 
     # When that worker stops: the step has no worker again
     clock.advance(1)
-    tasker.write(lambda c: c.execute("stop_worker", id="new", now=clock.now()))
+    tasker.stop_worker("new")
     assert reasons(tasker, order)["charge"] == NO_WORKER_FOR_HANDLER
     assert {w.id for w in tasker.live_workers()} == {"old", "ops-only"}
 

@@ -311,6 +311,11 @@ class WorkerOut(BaseModel):
     last_heartbeat_at: datetime
     stopped_at: datetime | None = None
     held_steps: int
+    abandoned_threads: int = Field(
+        0,
+        description="Handler threads given up at their step's timeout that have not "
+        "returned yet (at its last heartbeat).",
+    )
     lease_seconds: float = Field(
         description="Its lease: the one it registered with, else TASKER_LEASE_SECONDS."
     )

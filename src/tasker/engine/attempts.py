@@ -420,12 +420,17 @@ def reap_expired_leases(
 
 
 def extend_leases(
-    conn: Connection, *, worker_id: str, lease_seconds: float, now: datetime
+    conn: Connection,
+    *,
+    worker_id: str,
+    lease_seconds: float,
+    now: datetime,
+    abandoned_threads: int = 0,
 ) -> list[int]:
     rows = conn.fetch_all(
         "extend_leases",
         worker_id=worker_id,
         lease_expires_at=now + timedelta(seconds=lease_seconds),
     )
-    conn.execute("worker_heartbeat", id=worker_id, now=now)
+    conn.execute("worker_heartbeat", id=worker_id, now=now, abandoned_threads=abandoned_threads)
     return [row["id"] for row in rows]

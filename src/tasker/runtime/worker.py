@@ -389,7 +389,7 @@ class Worker:
         )
 
     def _unregister(self) -> None:
-        self.tasker.stop_worker(self.worker_id)
+        self.tasker.stop_worker(self.worker_id, abandoned_threads=self._handler_pool.abandoned)
 
     def _heartbeat(self) -> None:
         abandoned = self._handler_pool.abandoned
@@ -401,7 +401,7 @@ class Worker:
             )
             self._abandoned_logged = abandoned
 
-        self.tasker.heartbeat(self.worker_id, self.lease_seconds)
+        self.tasker.heartbeat(self.worker_id, self.lease_seconds, abandoned_threads=abandoned)
 
     def _reap(self) -> None:
         report = self.tasker.reap_expired_leases()

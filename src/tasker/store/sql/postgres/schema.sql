@@ -1,4 +1,4 @@
--- Tasker's postgres schema as migrations 0001 to 0005_worker_handlers leave it.
+-- Tasker's postgres schema as migrations 0001 to 0006_worker_abandoned_threads leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -187,6 +187,7 @@ CREATE TABLE tasker.workers (
     templates jsonb DEFAULT '[]'::jsonb NOT NULL,
     handler_errors jsonb DEFAULT '{}'::jsonb NOT NULL,
     lease_seconds double precision,
+    abandoned_threads integer DEFAULT 0 NOT NULL,
     CONSTRAINT workers_pkey PRIMARY KEY (id)
 );
 

@@ -9,12 +9,15 @@ ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = EXCLUDED.last_heartbeat_at,
     handler_errors = EXCLUDED.handler_errors, lease_seconds = EXCLUDED.lease_seconds;
 
 -- worker_heartbeat --
--- A worker is alive.
-UPDATE tasker.workers SET last_heartbeat_at = %(now)s WHERE id = %(id)s;
+-- A worker is alive, with the number of handler threads it has abandoned.
+UPDATE tasker.workers SET last_heartbeat_at = %(now)s, abandoned_threads = %(abandoned_threads)s
+WHERE id = %(id)s;
 
 -- stop_worker --
--- A worker stopped cleanly.
-UPDATE tasker.workers SET stopped_at = %(now)s, last_heartbeat_at = %(now)s WHERE id = %(id)s;
+-- A worker stopped cleanly (with the handler threads it abandoned and leaves running).
+UPDATE tasker.workers SET stopped_at = %(now)s, last_heartbeat_at = %(now)s,
+    abandoned_threads = %(abandoned_threads)s
+WHERE id = %(id)s;
 
 -- list_workers --
 -- Workers with the number of steps each holds now.

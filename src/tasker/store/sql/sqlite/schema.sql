@@ -1,4 +1,4 @@
--- Tasker's sqlite schema as migrations 0001 to 0005_worker_handlers leave it.
+-- Tasker's sqlite schema as migrations 0001 to 0006_worker_abandoned_threads leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -170,7 +170,7 @@ CREATE TABLE workers (
     started_at         TEXT NOT NULL,
     last_heartbeat_at  TEXT NOT NULL,
     stopped_at         TEXT
-, handlers TEXT, templates TEXT NOT NULL DEFAULT '[]', handler_errors TEXT NOT NULL DEFAULT '{}', lease_seconds REAL);
+, handlers TEXT, templates TEXT NOT NULL DEFAULT '[]', handler_errors TEXT NOT NULL DEFAULT '{}', lease_seconds REAL, abandoned_threads INTEGER NOT NULL DEFAULT 0);
 
 CREATE INDEX api_tokens_prefix_idx ON api_tokens (token_prefix) WHERE revoked_at IS NULL;
 

@@ -9,12 +9,15 @@ ON CONFLICT (id) DO UPDATE SET last_heartbeat_at = excluded.last_heartbeat_at,
     handler_errors = excluded.handler_errors, lease_seconds = excluded.lease_seconds;
 
 -- worker_heartbeat --
--- A worker is alive.
-UPDATE workers SET last_heartbeat_at = :now WHERE id = :id;
+-- A worker is alive, with the number of handler threads it has abandoned.
+UPDATE workers SET last_heartbeat_at = :now, abandoned_threads = :abandoned_threads
+WHERE id = :id;
 
 -- stop_worker --
--- A worker stopped cleanly.
-UPDATE workers SET stopped_at = :now, last_heartbeat_at = :now WHERE id = :id;
+-- A worker stopped cleanly (with the handler threads it abandoned and leaves running).
+UPDATE workers SET stopped_at = :now, last_heartbeat_at = :now,
+    abandoned_threads = :abandoned_threads
+WHERE id = :id;
 
 -- list_workers --
 -- Workers with the number of steps each holds now.

@@ -1,0 +1,3 @@
+-- 0006 worker abandoned threads: how many handler threads each worker has given up at
+-- their step's timeout and that have not returned yet (reported with every heartbeat).
+ALTER TABLE workers ADD COLUMN abandoned_threads INTEGER NOT NULL DEFAULT 0;
