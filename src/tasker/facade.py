@@ -135,7 +135,8 @@ class Tasker:
             return self.registry.get(name, namespace, version)
         except TemplateNotFound:
             stored = [
-                parse_template(row["definition"], source="database")
+                # Its handlers may live only in the workers' processes: not imported here.
+                parse_template(row["definition"], source="database", check_handlers=False)
                 for row in self.stored_templates()
                 if row["namespace"] == namespace
                 and row["name"] == name

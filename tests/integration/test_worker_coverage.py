@@ -152,3 +152,16 @@ def test_live_workers_record_what_they_serve_and_their_lease(
     assert [w.id for w in tasker.live_workers()] == ["w"]  # the boundary is still live
     clock.advance(0.01)
     assert tasker.live_workers() == []
+
+
+def test_a_process_without_the_handlers_reads_a_template_a_worker_stored(
+    tasker: Tasker, database: Database
+) -> None:
+    # Given a worker stored its templates (their handlers are not importable here)
+    tasker.register_templates()
+    # When a process with no templates of its own (an API server, `tasker task show`)
+    # looks one up
+    elsewhere = Tasker(database)
+    order = elsewhere.template("order", "shop")
+    # Then it gets the stored definition, without importing its handlers
+    assert [step.handler for step in order.steps] == [CHARGE, NOOP]

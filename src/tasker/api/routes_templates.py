@@ -33,7 +33,8 @@ def known_templates(tasker: Tasker) -> list[TemplateDefinition]:
         if key in found:
             continue
         try:
-            found[key] = parse_template(row["definition"], source="database")
+            # Its handlers may live only in the workers' processes: not imported here.
+            found[key] = parse_template(row["definition"], source="database", check_handlers=False)
         except TemplateError as exc:  # an old or foreign row must not hide the others
             logger.warning("skipping stored template %s: %s", key, exc)
     return sorted(found.values(), key=lambda t: (t.namespace, t.name, t.version_tuple()))
