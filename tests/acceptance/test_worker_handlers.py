@@ -200,11 +200,6 @@ def test_a_worker_with_nothing_to_serve_says_so_and_exits_in_burst(project: Proj
     assert steps(project.task(order)) == [("validate", "pending", 0), ("charge", "pending", 0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the worker's _burst_done and _idle_seconds (runtime/worker.py, being rewritten) "
-    "must pass self.handlers to has_live_work and next_claimable_at; remove this mark then",
-)
 def test_a_burst_worker_exits_when_only_steps_it_cannot_run_are_left(project: Project) -> None:
     # Given pending work of a handler this worker lacks
     order = project.create("order", "shop")

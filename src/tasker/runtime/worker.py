@@ -224,7 +224,7 @@ class Worker:
         if free <= 0:
             return self.poll_seconds
         try:
-            upcoming = await self._db(self.tasker.next_claimable_at, self.namespaces)
+            upcoming = await self._db(self.tasker.next_claimable_at, self.namespaces, self.handlers)
         except Exception:
             return self.poll_seconds
         if upcoming is None:
@@ -235,7 +235,7 @@ class Worker:
     async def _burst_done(self) -> bool:
         if self._inflight or self._outcomes or self._flushing:
             return False
-        return not await self._db(self.tasker.has_live_work, self.namespaces)
+        return not await self._db(self.tasker.has_live_work, self.namespaces, self.handlers)
 
     async def _run_step(self, step: ClaimedStep) -> None:
         try:
