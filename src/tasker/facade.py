@@ -508,6 +508,13 @@ class Tasker:
         """The template definitions workers registered in the database."""
         return self.read(lambda c: c.fetch_all("list_stored_templates"))
 
+    def stored_template_definitions(self) -> list[TemplateDefinition]:
+        """The stored templates, parsed without importing their handlers."""
+        return [
+            parse_template(row["definition"], source="database", check_handlers=False)
+            for row in self.stored_templates()
+        ]
+
     def execution_context(self, task_id: int) -> readiness_sql.TaskExecutionContext:
         found = self.read(lambda c: readiness_sql.execution_context(c, task_id, self.now()))
         if found is None:

@@ -295,3 +295,17 @@ def test_results_given_by_hand_obey_the_same_limits(database: Database) -> None:
     assert steps_of(tasker, task_id)["only"]["status"] == "error"
     tasker.resolve_step(task_id, "only", reason="by hand", results={"ratio": 0.5})
     assert steps_of(tasker, task_id)["only"]["status"] == "resolved_manually"
+
+
+def test_a_worker_without_templates_of_its_own_serves_the_stored_ones(database: Database) -> None:
+    # Given a task created by a process that had the template (so it is stored)
+    definition = template("stored", {"only": "ok"})
+    creator = tasker_for(database, definition)
+    task_id, _ = creator.create_task(TaskRequest("stored"))
+
+    # When a worker with no templates of its own (no TASKER_TEMPLATES) runs
+    bare = Tasker(database, TemplateRegistry(), settings=Settings(database_url=database.url))
+    run_worker(bare)
+
+    # Then it served the stored template, whose handler imports here, and ran the step
+    assert steps_of(creator, task_id)["only"]["status"] == "complete"

@@ -26,7 +26,7 @@ from tasker.definitions import HandlerCoverage
 from tasker.engine.attempts import ClaimedStep, Outcome
 from tasker.events.bus import EventBus
 from tasker.events.consumer import EventDispatcher
-from tasker.exceptions import DatabaseUnavailable, TransientStoreError
+from tasker.exceptions import DatabaseUnavailable, TemplateError, TransientStoreError
 from tasker.facade import Tasker
 from tasker.runtime.executor import execute
 from tasker.runtime.failures import error_info
@@ -375,6 +375,12 @@ class Worker:
     def _register(self) -> None:
         # Only steps whose handler imports here are claimed: a worker deployed without
         # some handlers leaves their steps to workers that have them.
+        if not len(self.tasker.registry):
+            # No templates of its own (no TASKER_TEMPLATES): it serves the templates
+            # stored in the database whose handlers import here.
+            for template in self.tasker.stored_template_definitions():
+                with contextlib.suppress(TemplateError):
+                    self.tasker.registry.add(template, check_handlers=False)
         served = self.tasker.registry.load_handlers(self.namespaces)
         self.handlers: list[str] = list(served.handlers)
         self._announce(served)
