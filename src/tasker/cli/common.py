@@ -1,7 +1,7 @@
 """What every command shares: settings from the environment and the global options,
 opening Tasker, the actor name, JSON input and output, and turning errors into exit codes.
 
-Exit codes (README.md, after the recovery commands): 0 success, 1 the task ended in ``error``/``cancelled``,
+Exit codes (README.md, the tour): 0 success, 1 the task ended in ``error``/``cancelled``,
 2 bad input or usage, 3 cannot reach the database.
 """
 
