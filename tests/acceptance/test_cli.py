@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,7 +21,6 @@ from cli_support import (
     Cli,
     cli_env,
     create,
-    open_library,
     write_templates,
 )
 
@@ -35,26 +33,6 @@ pytestmark = pytest.mark.slow
 
 THREE = ("three_steps", "--namespace", "accept")
 ACTOR = f"cli:{getpass.getuser()}"
-
-
-@pytest.fixture
-def template_dirs(tmp_path: Path) -> tuple[Path, Path]:
-    return write_templates(tmp_path)
-
-
-@pytest.fixture
-def cli(db_url: str, template_dirs: tuple[Path, Path]) -> Cli:
-    return Cli(cli_env(db_url, *template_dirs))
-
-
-@pytest.fixture
-def tasker(
-    db_url: str, template_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Tasker]:
-    monkeypatch.syspath_prepend(str(template_dirs[1]))
-    app = open_library(db_url, template_dirs[0])
-    yield app
-    app.close()
 
 
 # -- no database --------------------------------------------------------------------

@@ -9,11 +9,8 @@ a string with lone surrogates (``\\udcff``), which no database can store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from cli_support import Cli, cli_env, create, open_library, write_templates
+from cli_support import Cli, create
 
 from tasker import Tasker
 from tasker.runtime.runner import run_until_final
@@ -23,26 +20,6 @@ pytestmark = pytest.mark.slow
 THREE = ("three_steps", "--namespace", "accept")
 HUGE_ID = "99999999999999999999999"  # more than a signed 64-bit integer
 NOT_UTF8 = b"\xff"
-
-
-@pytest.fixture
-def template_dirs(tmp_path: Path) -> tuple[Path, Path]:
-    return write_templates(tmp_path)
-
-
-@pytest.fixture
-def cli(db_url: str, template_dirs: tuple[Path, Path]) -> Cli:
-    return Cli(cli_env(db_url, *template_dirs))
-
-
-@pytest.fixture
-def tasker(
-    db_url: str, template_dirs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Tasker]:
-    monkeypatch.syspath_prepend(str(template_dirs[1]))
-    app = open_library(db_url, template_dirs[0])
-    yield app
-    app.close()
 
 
 def assert_refused(cli: Cli, *args: str | bytes, says: str = "", timeout: float = 60) -> str:
