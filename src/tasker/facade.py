@@ -586,3 +586,38 @@ class Tasker:
             lambda c: c.fetch_all("events_after", after_id=after_id, task_id=task_id, limit=limit)
         )
         return [event_json(r) for r in rows]
+
+    # -- the dashboard's reads ------------------------------------------------------
+
+    def event_page(
+        self,
+        after_id: int = 0,
+        *,
+        task_id: int | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Events after the cursor ``after_id`` (an event id), oldest first, of one task
+        and one event name when given. Ids follow commit order, so the last id returned
+        is a cursor that never skips an event (docs/architecture.md, Events)."""
+        rows = self.read(
+            lambda c: c.fetch_all(
+                "events_page", after_id=after_id, task_id=task_id, name=name, limit=limit
+            )
+        )
+        return [event_json(r) for r in rows]
+
+    def task_counts(
+        self, *, namespace: str | None = None, name: str | None = None
+    ) -> dict[str, int]:
+        """How many tasks are in each status (only statuses that have some), of one
+        namespace and template name when given."""
+        rows = self.read(
+            lambda c: c.fetch_all("count_tasks_by_status", namespace=namespace, name=name)
+        )
+        return {row["status"]: int(row["n"]) for row in rows}
+
+    def running_steps(self, limit: int = 1000) -> list[Row]:
+        """Steps running now with the worker holding each (``claimed_by``), at most
+        ``limit``."""
+        return self.read(lambda c: c.fetch_all("running_steps", limit=limit))

@@ -20,7 +20,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tasker import __version__
-from tasker.api import routes_analytics, routes_health, routes_tasks, routes_templates
+from tasker.api import (
+    routes_analytics,
+    routes_events,
+    routes_health,
+    routes_tasks,
+    routes_templates,
+    routes_workers,
+)
 from tasker.api.errors import error_response, install_error_handlers
 from tasker.api.metrics import HealthMetrics
 from tasker.api.security import Authenticator
@@ -76,7 +83,8 @@ def create_app(
     app.state.authenticator = Authenticator(TokenVerifier(tasker) if auth else None)
     app.state.metrics = HealthMetrics()
     install_error_handlers(app)
-    for module in (routes_tasks, routes_templates, routes_analytics, routes_health):
+    routers = (routes_tasks, routes_templates, routes_events, routes_workers, routes_analytics)
+    for module in (*routers, routes_health):
         app.include_router(module.router)
     if cors_origins:
         app.add_middleware(

@@ -104,3 +104,11 @@ DELETE FROM tasker.events WHERE task_id = ANY(%(task_ids)s::bigint[]);
 -- delete_tasks --
 -- Delete tasks; their steps, edges and history go with them (ON DELETE CASCADE).
 DELETE FROM tasker.tasks WHERE id = ANY(%(task_ids)s::bigint[]);
+
+-- events_page --
+-- Events after a cursor (an event id), oldest first, of one task and one event name when
+-- given (GET /v1/events and the dashboard's live updates).
+SELECT id, name, task_id, step_id, step_name, payload, created_at FROM tasker.events
+WHERE id > %(after_id)s AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
+  AND (%(name)s::text IS NULL OR name = %(name)s)
+ORDER BY id LIMIT %(limit)s;

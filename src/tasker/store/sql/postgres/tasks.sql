@@ -78,3 +78,10 @@ SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryabl
                 '[]'::jsonb) AS depends_on
 FROM tasker.steps s WHERE s.task_id = ANY(%(task_ids)s::bigint[])
 ORDER BY s.task_id, s.position;
+
+-- count_tasks_by_status --
+-- How many tasks are in each status, of one namespace and template name when given.
+SELECT status, count(*) AS n FROM tasker.tasks
+WHERE (%(namespace)s::text IS NULL OR namespace = %(namespace)s)
+  AND (%(name)s::text IS NULL OR name = %(name)s)
+GROUP BY status;

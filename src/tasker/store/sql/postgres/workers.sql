@@ -39,3 +39,9 @@ ORDER BY started_at, id;
 -- step_handlers --
 -- Namespace and handler of steps, to match them with the workers that serve them.
 SELECT id, namespace, handler FROM tasker.steps WHERE id = ANY(%(step_ids)s::bigint[]);
+
+-- running_steps --
+-- Steps running now with the worker holding each, by worker then claim time (at most limit).
+SELECT id, task_id, name, handler, claimed_by, last_attempted_at, lease_expires_at
+FROM tasker.steps WHERE status = 'in_progress' AND claimed_by IS NOT NULL
+ORDER BY claimed_by, last_attempted_at, id LIMIT %(limit)s;

@@ -96,3 +96,11 @@ DELETE FROM events WHERE task_id IN (SELECT value FROM json_each(:task_ids));
 -- delete_tasks --
 -- Delete tasks; their steps, edges and history go with them (ON DELETE CASCADE).
 DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids));
+
+-- events_page --
+-- Events after a cursor (an event id), oldest first, of one task and one event name when
+-- given (GET /v1/events and the dashboard's live updates).
+SELECT id, name, task_id, step_id, step_name, payload, created_at FROM events
+WHERE id > :after_id AND (:task_id IS NULL OR task_id = :task_id)
+  AND (:name IS NULL OR name = :name)
+ORDER BY id LIMIT :limit;

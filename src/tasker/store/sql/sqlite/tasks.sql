@@ -79,3 +79,9 @@ SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryabl
             ORDER BY p.position)) AS depends_on
 FROM steps s WHERE s.task_id IN (SELECT value FROM json_each(:task_ids))
 ORDER BY s.task_id, s.position;
+
+-- count_tasks_by_status --
+-- How many tasks are in each status, of one namespace and template name when given.
+SELECT status, count(*) AS n FROM tasks
+WHERE (:namespace IS NULL OR namespace = :namespace) AND (:name IS NULL OR name = :name)
+GROUP BY status;

@@ -40,3 +40,9 @@ ORDER BY started_at, id;
 -- step_handlers --
 -- Namespace and handler of steps, to match them with the workers that serve them.
 SELECT id, namespace, handler FROM steps WHERE id IN (SELECT value FROM json_each(:step_ids));
+
+-- running_steps --
+-- Steps running now with the worker holding each, by worker then claim time (at most limit).
+SELECT id, task_id, name, handler, claimed_by, last_attempted_at, lease_expires_at
+FROM steps WHERE status = 'in_progress' AND claimed_by IS NOT NULL
+ORDER BY claimed_by, last_attempted_at, id LIMIT :limit;
