@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
@@ -25,13 +26,14 @@ from tasker.exceptions import (
     TemplateNotFound,
     TransientStoreError,
 )
-from tasker.observability.metrics import TaskerMetrics
-from tasker.observability.tracing import start_task_trace
 from tasker.payloads import check_storable
 from tasker.serialization import event_json, task_json, transition_json
 from tasker.store import migrations, open_database
 from tasker.store import readiness as readiness_sql
 from tasker.store.database import Connection, Database, Row
+
+if TYPE_CHECKING:
+    from tasker.observability.metrics import TaskerMetrics
 
 log = logging.getLogger("tasker")
 T = TypeVar("T")
@@ -52,10 +54,24 @@ class Tasker:
         self.clock: Clock = clock or SystemClock()
         self.settings = settings or Settings(database_url=database.url)
         self.rand = rand
-        self.metrics = TaskerMetrics()
         # Template definitions this process has stored, with their row ids: creating a
         # task then need not re-register (and lock) the template row every time.
         self._stored_templates: dict[str, tuple[TemplateDefinition, int]] = {}
+        self._metrics: TaskerMetrics | None = None
+        self._metrics_lock = threading.Lock()
+
+    @property
+    def metrics(self) -> TaskerMetrics:
+        """This process's Prometheus metrics, made when first touched (once, whichever
+        thread asks first): the CLI's read commands, which count nothing, then never import
+        prometheus_client."""
+        if self._metrics is None:
+            from tasker.observability.metrics import TaskerMetrics
+
+            with self._metrics_lock:
+                if self._metrics is None:
+                    self._metrics = TaskerMetrics()
+        return self._metrics
 
     @classmethod
     def from_settings(
@@ -167,6 +183,9 @@ class Tasker:
         template = self.template(request.name, request.namespace, request.version)
         creation.check_request(template, request)
         if request.trace_context is None:
+            # The OpenTelemetry API is imported when a task is made, not by every command.
+            from tasker.observability.tracing import start_task_trace
+
             trace_context = start_task_trace(template.namespace, template.name, template.version)
             request = replace(request, trace_context=trace_context)
 

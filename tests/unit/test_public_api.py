@@ -3,7 +3,9 @@ name the docs and examples take from the top-level package."""
 
 from __future__ import annotations
 
+import ast
 import builtins
+import importlib
 import re
 from pathlib import Path
 
@@ -83,3 +85,21 @@ def test_nothing_private_or_a_module_is_exported() -> None:
     modules = [n for n in tasker.__all__ if type(getattr(tasker, n)).__name__ == "module"]
     private = [n for n in tasker.__all__ if n.startswith("_") and n != "__version__"]
     assert (modules, private) == ([], [])
+
+
+def test_the_lazy_exports_match_what_type_checkers_see() -> None:
+    # Given the imports tasker/__init__.py shows type checkers (under TYPE_CHECKING)
+    tree = ast.parse((ROOT / "src" / "tasker" / "__init__.py").read_text())
+    typed = {
+        alias.name: node.module
+        for block in tree.body
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING"
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    # Then the names it imports at run time come from the same modules, and are __all__
+    assert typed == tasker._HOMES
+    assert set(typed) == set(tasker.__all__) - {"__version__"}
+    for name, home in typed.items():
+        assert getattr(tasker, name) is getattr(importlib.import_module(home), name)

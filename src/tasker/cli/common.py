@@ -18,25 +18,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from tasker.clock import parse_utc
 from tasker.config import Settings
-from tasker.definitions import TemplateRegistry
 from tasker.exceptions import (
     DatabaseUnavailable,
     SchemaNotReady,
     TaskerError,
     ValidationError,
 )
-from tasker.facade import Tasker
 from tasker.payloads import MAX_DEPTH
 from tasker.states import SATISFIES_DEPENDENCY
 from tasker.store import open_database
 from tasker.store.database import Database
+
+if TYPE_CHECKING:  # imported where used: the root command (`--version`) needs neither
+    from rich.console import Console
+
+    from tasker.facade import Tasker
 
 EXIT_OK = 0
 EXIT_TASK_FAILED = 1
@@ -107,6 +109,8 @@ def open_tasker(
     without importing their handlers (a worker serves those that import). Raises
     SchemaNotReady when migrations are pending; nothing is ever created here.
     """
+    from tasker.definitions import TemplateRegistry
+    from tasker.facade import Tasker
     from tasker.store.migrations import ensure_current
 
     current = settings(ctx)
@@ -161,6 +165,8 @@ def print_json(value: Any) -> None:
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=True)
 
 

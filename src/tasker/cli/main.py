@@ -6,6 +6,7 @@ stderr with the contract's exit code, never a traceback (see ``common``).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -15,10 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from tasker import __version__
-from tasker.cli import auth, common, db, events, step, task, templates
-from tasker.cli.demo import demo_command
-from tasker.cli.run import run_command
-from tasker.cli.worker import worker_command
+from tasker.cli import common
 from tasker.exceptions import ConfigurationError, TaskerError
 
 # Typer (0.27.2 and later) vendors its own copy of Click, whose classes it does not
@@ -27,6 +25,31 @@ from tasker.exceptions import ConfigurationError, TaskerError
 _Command = Any
 
 API_EXTRA_HINT = "pip install 'tasker-workflows[api]'"
+
+
+def _group(name: str) -> Callable[[], _Command]:
+    """The command group ``tasker.cli.<name>.app`` (a Typer app), imported when asked for."""
+
+    def load() -> _Command:
+        # Added under a holder as `add_typer` would: made a root itself, the group would
+        # offer its own --install-completion.
+        holder = typer.Typer(add_completion=False)
+        holder.add_typer(importlib.import_module(f"tasker.cli.{name}").app, name=name)
+        group: Any = typer.main.get_command(holder)  # a Click group (see _Command)
+        return group.commands[name]
+
+    return load
+
+
+def _single(name: str, module: str, function: str) -> Callable[[], _Command]:
+    """The command ``name``, the function ``tasker.cli.<module>.<function>``."""
+
+    def load() -> _Command:
+        single = typer.Typer(add_completion=False)  # the root group already offers completion
+        single.command(name)(getattr(importlib.import_module(f"tasker.cli.{module}"), function))
+        return typer.main.get_command(single)
+
+    return load
 
 
 def _serve_command() -> _Command:
@@ -59,11 +82,24 @@ _API_MODULES = frozenset({"fastapi", "starlette", "uvicorn", "pydantic"})
 
 
 class _RootGroup(TyperGroup):
-    """The root group, loading ``serve`` only when it is asked for: it imports FastAPI and
-    uvicorn, which would otherwise double the start-up time of every other command (and
-    which a plain install leaves out: they come with the ``api`` extra)."""
+    """The root group, importing a command's module only when that command runs (or help
+    lists it): `tasker --version` then loads none of them, and `tasker task show` only the
+    ones it uses, not the worker, the demo or `serve` (FastAPI and uvicorn, which a plain
+    install leaves out: they come with the ``api`` extra). docs/performance.md has the
+    figures; tests/unit/test_cli_imports.py keeps them."""
 
-    lazy_commands: ClassVar[dict[str, Callable[[], _Command]]] = {"serve": _serve_command}
+    lazy_commands: ClassVar[dict[str, Callable[[], _Command]]] = {
+        "worker": _single("worker", "worker", "worker_command"),
+        "run": _single("run", "run", "run_command"),
+        "demo": _single("demo", "demo", "demo_command"),
+        "db": _group("db"),
+        "templates": _group("templates"),
+        "task": _group("task"),
+        "step": _group("step"),
+        "events": _group("events"),
+        "auth": _group("auth"),
+        "serve": _serve_command,
+    }
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
@@ -82,15 +118,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(db.app, name="db")
-app.add_typer(templates.app, name="templates")
-app.add_typer(task.app, name="task")
-app.add_typer(step.app, name="step")
-app.add_typer(events.app, name="events")
-app.add_typer(auth.app, name="auth")
-app.command("worker")(worker_command)
-app.command("run")(run_command)
-app.command("demo")(demo_command)
 
 
 def _print_version(value: bool) -> None:

@@ -10,7 +10,6 @@ import typer
 from rich.text import Text
 
 from tasker.cli import common
-from tasker.cli.progress import TaskProgress, print_summary, progress_console
 from tasker.cli.render import dag_tree, error_summary, state_text, table, when
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
@@ -86,6 +85,8 @@ def create_command(
 
 def wait_for_final(tasker: Tasker, task_id: int, *, json_output: bool) -> dict[str, Any]:
     """Poll until the task is final, showing progress; returns the final task JSON."""
+    from tasker.cli.progress import TaskProgress, print_summary, progress_console
+
     console, live = progress_console(json_output)
     started = time.monotonic()
     with TaskProgress(console, live=live) as progress:

@@ -9,9 +9,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from tasker.definitions.builder import Template
 from tasker.definitions.parse import parse_template
@@ -30,15 +27,10 @@ def load_template_file(
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"cannot read the file: {exc}", source=source) from exc
-    try:
-        documents = [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc is not None]
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise TemplateError(f"{where}could not parse YAML: {problem}", source=source) from None
-    except yaml.YAMLError as exc:
-        raise TemplateError(f"could not parse YAML: {exc}", source=source) from None
+    # PyYAML is imported only to read a file: commands that never do start faster.
+    from tasker.definitions.strict_yaml import yaml_documents
+
+    documents = yaml_documents(text, source=source)
     if not documents:
         raise TemplateError("the file holds no template", source=source)
     return [parse_template(doc, source=source, check_handlers=check_handlers) for doc in documents]
@@ -110,26 +102,3 @@ def _templates_in_module(module_name: str) -> list[TemplateDefinition | Template
     if not found:
         raise TemplateError("the module defines no Template or TemplateDefinition", source=source)
     return found
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a key written twice in one mapping instead of keeping the last."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node)
-        if not isinstance(key, str):
-            continue
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)

@@ -11,9 +11,6 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
 from tasker.definitions.handler_paths import import_handler, split_handler_path
 from tasker.exceptions import TemplateError, ValidationError
 from tasker.retry import Backoff
@@ -121,6 +118,8 @@ class TemplateDefinition:
             )
         if self.context_schema is None:
             return
+        from jsonschema import Draft202012Validator  # only here: slow to import (~60 ms)
+
         validator = Draft202012Validator(self.context_schema)
         errors = sorted(
             (error.json_path, error.message) for error in validator.iter_errors(context)
@@ -164,6 +163,10 @@ def validate_template(
     if not t.steps:
         raise fail(f"template {t.namespace}/{t.name} has no steps")
     if t.context_schema is not None:
+        # Imported only for a template with a schema: it costs ~60 ms of CLI start-up.
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         if not isinstance(t.context_schema, dict):
             raise fail("context_schema must be a mapping (a JSON Schema object)")
         try:
