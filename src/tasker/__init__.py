@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tasker.branch import Branch
     from tasker.clock import Clock, FakeClock, SystemClock
     from tasker.config import Settings
     from tasker.definitions import Template, TemplateDefinition, TemplateRegistry
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Branch",
     "Clock",
     "FakeClock",
     "PermanentError",
@@ -46,6 +48,7 @@ __all__ = [
 # Where each public name lives (kept in step with the TYPE_CHECKING imports above by
 # tests/unit/test_public_api.py).
 _HOMES = {
+    "Branch": "tasker.branch",
     "Clock": "tasker.clock",
     "FakeClock": "tasker.clock",
     "SystemClock": "tasker.clock",

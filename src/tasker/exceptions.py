@@ -9,6 +9,7 @@
     ├── ValidationError             bad input (context against its JSON Schema, arguments)
     ├── NotFound                    unknown task or step
     ├── IdempotencyConflict         same idempotency key, different request
+    ├── SignalConflict              the same signal again, with a different payload
     ├── InvalidTransition           the state machine forbids this change
     └── StoreError                  the database failed
         ├── DatabaseUnavailable     cannot connect
@@ -69,6 +70,15 @@ class IdempotencyConflict(TaskerError):
         self.task_id = task_id
         super().__init__(
             f"idempotency key {key!r} already used by task {task_id} with a different request"
+        )
+
+
+class SignalConflict(TaskerError):
+    def __init__(self, task_id: int, name: str):
+        self.task_id = task_id
+        self.name = name
+        super().__init__(
+            f"task {task_id} already received signal {name!r} with a different payload"
         )
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
 from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry, parse_template
-from tasker.engine import attempts, coverage, creation, recovery, retention
+from tasker.engine import attempts, coverage, creation, recovery, retention, signals
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import (
     DatabaseUnavailable,
@@ -275,14 +275,51 @@ class Tasker:
         )
 
     def resolve_step(
-        self, task_id: int, step: str, *, reason: str, actor: str | None = None, results: Any = None
+        self,
+        task_id: int,
+        step: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        results: Any = None,
+        branch: tuple[str, ...] | None = None,
     ) -> None:
+        """Declare a step done by hand; a branching step needs ``branch``, the children
+        that run (the others are skipped)."""
         check_storable(results, "results", max_bytes=self.settings.max_result_bytes)
         self.write(
             lambda c: recovery.resolve_step(
-                c, task_id, step, self.now(), actor=actor, reason=reason, results=results
+                c,
+                task_id,
+                step,
+                self.now(),
+                actor=actor,
+                reason=reason,
+                results=results,
+                branch=branch,
             )
         )
+
+    def signal_task(
+        self, task_id: int, name: str, payload: Any = None, *, actor: str | None = None
+    ) -> signals.SignalReceipt:
+        """Deliver signal ``name`` to a task (``wait_for``). The same signal again with the
+        same payload is a no-op (``created`` False); with another, SignalConflict."""
+        check_storable(payload, "signal payload", max_bytes=self.settings.max_result_bytes)
+        return self.write(
+            lambda c: signals.deliver_signal(c, task_id, name, payload, self.now(), actor=actor)
+        )
+
+    def ancestor_results(self, step_id: int, name: str) -> Any:
+        """The results of the step ``name`` upstream of ``step_id`` (``step.ancestor``)."""
+        row = self.read(lambda c: c.fetch_one("ancestor_results", step_id=step_id, name=name))
+        if row is None:
+            raise KeyError(f"no step {name!r} is upstream of this step")
+        return row["results"]
+
+    def all_ancestor_results(self, step_id: int) -> dict[str, Any]:
+        rows = self.read(lambda c: c.fetch_all("all_ancestor_results", step_id=step_id))
+        return {row["name"]: row["results"] for row in rows}
 
     # -- execution (used by workers and the in-process runner) ----------------------
 
@@ -363,6 +400,10 @@ class Tasker:
     def reap_expired_leases(self, limit: int = 100) -> attempts.OutcomeReport:
         report = self.write(
             lambda c: attempts.reap_expired_leases(c, now=self.now(), limit=limit, rand=self.rand)
+        )
+        # Waits for a signal that timed out are the reaper's too: no worker holds them.
+        report.finalized.update(
+            self.write(lambda c: signals.fail_expired_waits(c, self.now(), limit=limit))
         )
         self._count(report)
         self.metrics.leases_expired.inc(len(report.recorded))

@@ -19,19 +19,23 @@ class State(StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
     RESOLVED_MANUALLY = "resolved_manually"
+    SKIPPED = "skipped"  # a step on a branch not taken; never a task
 
 
-P, R, C, E, X, M = (
+P, R, C, E, X, M, S = (
     State.PENDING,
     State.IN_PROGRESS,
     State.COMPLETE,
     State.ERROR,
     State.CANCELLED,
     State.RESOLVED_MANUALLY,
+    State.SKIPPED,
 )
 
 STEP_TRANSITIONS: dict[State, frozenset[State]] = {
-    P: frozenset({R, X, M}),
+    # pending -> skipped: a branch not taken, or a join whose parents' skipping skips it;
+    # pending -> error: a wait for a signal that timed out.
+    P: frozenset({R, X, M, S, E}),
     # in_progress -> error covers a failed attempt and an expired lease alike.
     R: frozenset({C, E, X}),
     # error -> in_progress is the automatic retry, error -> pending the manual one.
@@ -39,6 +43,7 @@ STEP_TRANSITIONS: dict[State, frozenset[State]] = {
     C: frozenset(),
     X: frozenset(),
     M: frozenset(),
+    S: frozenset(),
 }
 
 TASK_TRANSITIONS: dict[State, frozenset[State]] = {
@@ -48,12 +53,15 @@ TASK_TRANSITIONS: dict[State, frozenset[State]] = {
     C: frozenset(),
     X: frozenset(),
     M: frozenset(),
+    S: frozenset(),  # no transition leads here: a task is never skipped
 }
 
 # The named sets of states; every module uses these, none spells out its own.
 SATISFIES_DEPENDENCY = frozenset({C, M})
-"""A step here lets its children run, and counts towards its task's completion."""
-FINAL = frozenset({C, X, M})
+"""A step here lets its children run (by the ``join`` rules: a skipped parent does not)."""
+COUNTS_AS_DONE = frozenset({C, M, S})
+"""A step here counts towards its task's completion."""
+FINAL = frozenset({C, X, M, S})
 """A task or step here never leaves it."""
 SETTLED = frozenset({C, E, X, M})
 """Nothing more happens to a task here without a person (``error`` may be retried)."""
@@ -70,7 +78,8 @@ def mermaid(table: dict[State, frozenset[State]]) -> str:
     for src in State:
         for dst in sorted(table[src], key=lambda s: list(State).index(s)):
             lines.append(f"    {src.value} --> {dst.value}")
+    reached = {P}.union(*table.values())
     for final in State:
-        if not table[final]:
+        if not table[final] and final in reached:  # a task is never skipped: left out
             lines.append(f"    {final.value} --> [*]")
     return "\n".join(lines)

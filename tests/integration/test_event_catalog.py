@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tasker import FakeClock, PermanentError, Tasker, TaskRequest, Template
+from tasker import Branch, FakeClock, PermanentError, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
 from tasker.engine.attempts import Outcome
 from tasker.events.catalog import BY_NAME, CATALOG
@@ -21,7 +21,8 @@ BACKOFF = {"base_seconds": 1.0, "max_seconds": 1.0, "jitter": 0}
 
 def catalogue_templates() -> list[Template]:
     """``chain``: a -> b, both succeed. ``fragile``: ``root`` always fails (two
-    attempts), ``leaf`` waits on it. ``once``: one step, one attempt."""
+    attempts), ``leaf`` waits on it. ``once``: one step, one attempt. ``fork``: ``route``
+    takes branch ``left`` and skips ``right``; ``gate`` waits for signal ``go``."""
     chain = Template("chain", defaults={"backoff": BACKOFF})
 
     @chain.step()
@@ -48,7 +49,22 @@ def catalogue_templates() -> list[Template]:
     def only(step: Any) -> None:
         return None
 
-    return [chain, fragile, once]
+    fork = Template("fork")
+
+    @fork.step(branches=["left", "right"])
+    def route(step: Any) -> Branch:
+        return Branch("left")
+
+    @fork.step(depends_on=[route])
+    def left(step: Any) -> None:
+        return None
+
+    @fork.step(depends_on=[route])
+    def right(step: Any) -> None:
+        return None
+
+    fork.add_step("gate", None, depends_on=["left"], wait_for="go")
+    return [chain, fragile, once, fork]
 
 
 @pytest.fixture
@@ -88,6 +104,11 @@ def emit_every_event(tasker: Tasker) -> list[dict[str, Any]]:
     # Leases expire, with attempts left and without: step_lease_expired, with a reason
     lose_the_lease(tasker, "chain")
     lose_the_lease(tasker, "once")
+    # A branch not taken is skipped; a signal completes the step waiting for it
+    forked, _ = tasker.create_task(TaskRequest("fork"))
+    assert run_until_final(tasker, forked) == "in_progress"
+    tasker.signal_task(forked, "go", {"ok": True}, actor="ops")
+    assert tasker.task_status(forked) == "complete"
     # A task cancelled while a step runs: the pending step is cancelled at once, the
     # running one when it reports (its result discarded)
     running, _ = tasker.create_task(TaskRequest("chain"))

@@ -19,10 +19,11 @@ def _pairs(text: str) -> frozenset[tuple[State, State]]:
     return frozenset(found)
 
 
-# Written out from the contract (DESIGN.md, "States"), not from states.py.
+# Written out from the contract (DESIGN.md, "States"; Part 3 adds `skipped` and a signal
+# wait that times out, pending -> error), not from states.py.
 CONTRACT = {
     "step": _pairs(
-        "pending->in_progress|cancelled|resolved_manually,"
+        "pending->in_progress|cancelled|resolved_manually|skipped|error,"
         " in_progress->complete|error|cancelled,"
         " error->in_progress, error->pending, error->resolved_manually|cancelled"
     ),
@@ -51,7 +52,12 @@ def test_transition(machine: str, current: State, target: State) -> None:
 @pytest.mark.parametrize("machine", ["step", "task"])
 def test_the_final_states_have_no_way_out(machine: str) -> None:
     final = {state for state in State if not TABLES[machine][state]}
-    assert final == {State.COMPLETE, State.CANCELLED, State.RESOLVED_MANUALLY}
+    # skipped is final for steps; a task never reaches it, so its row is empty too
+    assert final == {State.COMPLETE, State.CANCELLED, State.RESOLVED_MANUALLY, State.SKIPPED}
+
+
+def test_no_transition_leads_a_task_to_skipped() -> None:
+    assert all(State.SKIPPED not in targets for targets in TASK_TRANSITIONS.values())
 
 
 @pytest.mark.parametrize("machine", ["step", "task"])

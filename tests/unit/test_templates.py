@@ -470,6 +470,9 @@ def test_to_dict_is_json_and_from_dict_gives_back_an_equal_definition(tmp_path: 
         "retryable": False,
         "timeout_seconds": 300.0,
         "backoff": {"base_seconds": 1.0, "max_seconds": 5.0, "jitter": 0.1},
+        "join": "all",
+        "branches": [],
+        "wait_for": None,
     }
     assert parse_template(data) == template
 

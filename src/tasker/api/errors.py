@@ -23,6 +23,7 @@ from tasker.exceptions import (
     InvalidTransition,
     NotFound,
     SchemaNotReady,
+    SignalConflict,
     TaskerError,
     TemplateError,
     TemplateNotFound,
@@ -38,6 +39,7 @@ _STATUS: tuple[tuple[type[TaskerError], int, str], ...] = (
     (NotFound, 404, "not_found"),
     (ValidationError, 422, "validation_error"),
     (IdempotencyConflict, 409, "idempotency_conflict"),
+    (SignalConflict, 409, "signal_conflict"),
     (InvalidTransition, 409, "invalid_transition"),
     (DatabaseUnavailable, 503, "database_unavailable"),
     (SchemaNotReady, 503, "schema_not_ready"),
@@ -100,6 +102,8 @@ def _details(exc: TaskerError) -> Any:
         return exc.errors or [str(exc)]
     if isinstance(exc, IdempotencyConflict):
         return {"idempotency_key": exc.key, "task_id": exc.task_id}
+    if isinstance(exc, SignalConflict):
+        return {"task_id": exc.task_id, "signal": exc.name}
     if isinstance(exc, InvalidTransition):
         return {"entity": exc.entity, "from_state": exc.from_state, "to_state": exc.to_state}
     return None

@@ -232,7 +232,7 @@ def _unserved_handlers(
         template = tasker.template(task["name"], task["namespace"], task["version"])
     except TemplateNotFound:  # not expected (a task keeps its template): show the bare reason
         return {}
-    return {name: template.step(name).handler for name in names}
+    return {name: template.step(name).handler or "" for name in names}
 
 
 @app.command("cancel")

@@ -85,12 +85,13 @@ class Template:
     def add_step(
         self,
         name: str,
-        handler: str | Callable[..., Any],
+        handler: str | Callable[..., Any] | None,
         *,
         depends_on: Sequence[str | Callable[..., Any]] = (),
         **options: Any,
     ) -> None:
-        """Add a step; ``handler`` is a ``"module:callable"`` path or the function itself."""
+        """Add a step; ``handler`` is a ``"module:callable"`` path or the function itself
+        (None for a step with ``wait_for`` whose signal payload is its result)."""
         unknown = sorted(set(options) - set(STEP_OPTIONS))
         if unknown:
             raise TemplateError(

@@ -1,7 +1,8 @@
 """The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
 
 Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
-``defaults``, ``steps`` (docs/templates.md). Quote the version: YAML reads
+``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``, ``branches`` and
+``wait_for`` (dynamic workflows). Quote the version: YAML reads
 ``version: 1.10`` as the float 1.1. Unquoted numbers are accepted and turned into
 strings. The same parser serves YAML files, the Python builder and stored definitions.
 """
@@ -20,7 +21,10 @@ TOP_LEVEL_KEYS = (
     "namespace", "name", "version", "description", "context_schema", "defaults", "steps",
 )  # fmt: skip
 DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
-STEP_KEYS = ("name", "handler", "depends_on", "description", "config", *DEFAULTS_KEYS)
+STEP_KEYS = (
+    "name", "handler", "depends_on", "description", "config", *DEFAULTS_KEYS,
+    "join", "branches", "wait_for",
+)  # fmt: skip
 BACKOFF_KEYS = ("base_seconds", "max_seconds", "jitter")
 
 
@@ -80,8 +84,18 @@ def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
         problem = "missing required key 'name'" if name is None else "name must be a string"
         raise fail(f"steps[{index}]: {problem}")
     _check_keys(raw, STEP_KEYS, "a step", fail, name)
-    if "handler" not in raw:
+    wait_for = _optional_text(raw.get("wait_for"), "wait_for", fail, name)
+    if raw.get("handler") is None and wait_for is None:
         raise fail("missing required key 'handler'", name)
+    if wait_for is not None:
+        # timeout_seconds of a waiting step is how long it waits: the template's default
+        # (meant for handlers) does not apply, so a wait lasts for ever unless it says so.
+        base = replace(base, timeout_seconds=None)
+    branches = raw.get("branches")
+    if branches is None:
+        branches = []
+    if not isinstance(branches, list) or not all(isinstance(b, str) for b in branches):
+        raise fail(f"branches must be a list of step names, got {branches!r}", name)
     depends_on = raw.get("depends_on")
     if depends_on is None:
         depends_on = []
@@ -97,10 +111,13 @@ def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
         replace(
             base,
             name=name,
-            handler=_text(raw["handler"], "handler", fail, name),
+            handler=_optional_text(raw.get("handler"), "handler", fail, name),
             depends_on=tuple(depends_on),
             config=dict(config),
             description=_optional_text(raw.get("description"), "description", fail, name),
+            join=_text(raw.get("join", "all"), "join", fail, name),
+            branches=tuple(branches),
+            wait_for=wait_for,
         ),
         "step",
         fail,

@@ -115,6 +115,8 @@ class TemplateRegistry:
                 continue
             missing = []
             for spec in template.steps:
+                if spec.handler is None:
+                    continue  # a step that waits for a signal runs no code
                 if spec.handler not in loaded and spec.handler not in errors:
                     try:
                         self.resolve_handler(spec.handler)

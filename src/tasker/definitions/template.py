@@ -18,6 +18,7 @@ from tasker.retry import Backoff
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
 DEFAULT_BACKOFF = Backoff()  # frozen, so one shared instance is safe as a default
+JOIN_MODES = ("all", "any")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class StepSpec:
     """One step of a template. Defaults are the built-in ones; YAML ``defaults`` override them."""
 
     name: str
-    handler: str  # "module:callable"
+    handler: str | None  # "module:callable"; None only for a step that waits for a signal
     depends_on: tuple[str, ...] = ()
     max_attempts: int = 3  # total executions allowed, the first one included
     retryable: bool = True
@@ -33,6 +34,11 @@ class StepSpec:
     backoff: Backoff = DEFAULT_BACKOFF
     config: dict[str, Any] = field(default_factory=dict)  # handed to the handler
     description: str | None = None
+    join: str = "all"  # "all" or "any" (JOIN_MODES)
+    branches: tuple[str, ...] = ()  # direct children it chooses among with tasker.Branch
+    # The signal it waits for once its parents are done; timeout_seconds is then also how
+    # long it waits (template defaults do not apply to it).
+    wait_for: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +51,9 @@ class StepSpec:
             "retryable": self.retryable,
             "timeout_seconds": self.timeout_seconds,
             "backoff": asdict(self.backoff),
+            "join": self.join,
+            "branches": list(self.branches),
+            "wait_for": self.wait_for,
         }
 
 
@@ -182,8 +191,16 @@ def validate_template(
         if spec.name in names:
             raise fail("duplicate step name", step=spec.name)
         names.add(spec.name)
+    children: dict[str, list[str]] = {name: [] for name in names}
+    for spec in t.steps:
+        for parent in spec.depends_on:
+            children.setdefault(parent, []).append(spec.name)
+    signals: dict[str, str] = {}
     for spec in t.steps:
         _validate_step(spec, names, fail)
+        _validate_dynamic(spec, children.get(spec.name, []), signals, fail)
+        if spec.handler is None:
+            continue  # waits for a signal: its payload is its result
         if check_handlers and spec.handler not in known_handlers:
             try:
                 import_handler(spec.handler)
@@ -208,7 +225,7 @@ def _check_name(value: Any, label: str, fail: _Fail, step: str | None = None) ->
 
 
 def _check_handler_shape(spec: StepSpec, known: Collection[str], fail: _Fail) -> None:
-    if spec.handler in known:
+    if spec.handler is None or spec.handler in known:
         return
     try:
         split_handler_path(spec.handler)
@@ -255,6 +272,40 @@ def _validate_step(spec: StepSpec, names: set[str], fail: _Fail) -> None:
         json.dumps(spec.config, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise problem(f"config is not JSON-serialisable: {exc}") from None
+
+
+def _validate_dynamic(
+    spec: StepSpec, children: list[str], signals: dict[str, str], fail: _Fail
+) -> None:
+    """The Part 3 keys of one step: ``join``, ``branches``, ``wait_for``."""
+
+    def problem(message: str) -> TemplateError:
+        return fail(message, spec.name)
+
+    if spec.join not in JOIN_MODES:
+        raise problem(f"join must be one of {', '.join(JOIN_MODES)}, got {spec.join!r}")
+    if spec.branches:
+        if spec.handler is None:
+            raise problem("a step with branches needs a handler that returns tasker.Branch")
+        if len(set(spec.branches)) != len(spec.branches):
+            raise problem(f"branches lists a step twice: {list(spec.branches)}")
+        for branch in spec.branches:
+            if branch not in children:
+                known = ", ".join(children) if children else "none"
+                raise problem(
+                    f"branches names {branch!r}, which is not a direct child of "
+                    f"{spec.name!r} (its children: {known})"
+                )
+    if spec.wait_for is not None:
+        _check_name(spec.wait_for, "wait_for signal name", fail, spec.name)
+        if spec.wait_for in signals:
+            raise problem(
+                f"wait_for {spec.wait_for!r} is also the signal of step "
+                f"{signals[spec.wait_for]!r}; signal names must be unique in a template"
+            )
+        signals[spec.wait_for] = spec.name
+    elif spec.handler is None:
+        raise problem("missing required key 'handler' (only a step with wait_for may omit it)")
 
 
 def _is_number(value: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tasker.engine.finalization import finalize_tasks
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
+from tasker.engine.release import BRANCH_NOT_TAKEN, release_children, skip_steps
 from tasker.payloads import storable_text
 from tasker.retry import Backoff, next_retry_at, should_retry
 from tasker.serialization import iso
@@ -40,6 +41,8 @@ class ClaimedStep:
     task_version: str
     trace_context: dict[str, str] | None = None
     queued_seconds: float | None = None
+    signal: Any = None  # the payload of the signal the step waited for (wait_for)
+    total_parents: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class Outcome:
     # retried at once (if retryable: it may have had effects, so a non-retryable one
     # waits for a person, as after any failed attempt).
     released: bool = False
+    # The children a branching step chose (tasker.Branch); None when it returned no Branch.
+    branch: tuple[str, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -158,6 +163,11 @@ def claim_steps(
             )
         )
     tasks = {t["id"]: t for t in conn.fetch_all("task_contexts", task_ids=task_ids)}
+    waited = [row["id"] for row in rows if row["wait_for"] is not None]
+    signals = {
+        row["step_id"]: row["payload"]
+        for row in (conn.fetch_all("step_signals", step_ids=waited) if waited else [])
+    }
     parents: dict[int, dict[str, Any]] = defaultdict(dict)
     children = [row["id"] for row in rows if row["total_parents"]]
     if children:  # roots have no parent results to fetch
@@ -182,6 +192,8 @@ def claim_steps(
             task_version=tasks[row["task_id"]]["version"],
             trace_context=tasks[row["task_id"]]["trace_context"],
             queued_seconds=_seconds(row["ready_at"], now),
+            signal=signals.get(row["id"]),
+            total_parents=row["total_parents"],
         )
         for row in rows
     ]
@@ -218,6 +230,7 @@ def record_outcomes(
         if step is None:
             report.stale.append(outcome.step_id)
             continue
+        outcome = checked_branch(outcome, step["name"], step["branches"] or [])
         row, payload = _finish_row(outcome, step, tasks[outcome.task_id], now, rand)
         finish_rows.append(row)
         pending_changes[outcome.step_id] = (outcome, payload)
@@ -226,6 +239,7 @@ def record_outcomes(
 
     done_per_task: Counter[int] = Counter()
     completed_ids: list[int] = []
+    not_taken: list[int] = []
     for row in conn.fetch_all("finish_steps", rows=Json(finish_rows), now=now):
         outcome, payload = pending_changes[row["id"]]
         report.recorded.append(row["id"])
@@ -262,8 +276,16 @@ def record_outcomes(
             done_per_task[row["task_id"]] += 1
             for name, event_payload in outcome.events:
                 history.event(Event(name, row["task_id"], event_payload, row["id"], row["name"]))
+            branches = held[row["id"]]["branches"]
+            if branches and outcome.branch is not None:
+                not_taken += _not_taken(conn, row["task_id"], branches, outcome.branch)
 
-    release_children(conn, completed_ids, history, now)
+    skipped = skip_steps(conn, history, not_taken, now, reason=BRANCH_NOT_TAKEN, actor=actor)
+    released = release_children(
+        conn, completed_ids, history, now, skipped_ids=[r["id"] for r in skipped], actor=actor
+    )
+    done_per_task.update(r["task_id"] for r in skipped)
+    done_per_task.update(released.done)
     if done_per_task:
         conn.execute(
             "add_done_steps",
@@ -284,21 +306,56 @@ def record_outcomes(
     return report
 
 
-def release_children(
-    conn: Connection, finished_ids: list[int], history: HistoryWriter, now: datetime
-) -> int:
-    """Children of steps that reached complete/resolved lose a parent; report the ready ones."""
-    if not finished_ids:
-        return 0
-    ready: dict[int, list[str]] = defaultdict(list)
-    for child in conn.fetch_all("release_children", step_ids=finished_ids, now=now):
-        if child["remaining_parents"] == 0 and child["status"] == "pending":
-            ready[child["task_id"]].append(child["name"])
-    for task_id, names in ready.items():
-        history.event(Event("workflow.steps_ready", task_id, {"steps": sorted(names)}))
-    if ready:
-        conn.execute("notify_steps_ready")
-    return sum(len(v) for v in ready.values())
+def checked_branch(outcome: Outcome, step_name: str, branches: list[str]) -> Outcome:
+    """A success whose ``tasker.Branch`` choice does not fit the step's ``branches``
+    becomes a permanent failure naming the choices (running again would choose the same)."""
+    if not outcome.ok:
+        return outcome
+    problem = branch_problem(step_name, branches, outcome.branch)
+    if problem is None:
+        return outcome
+    return Outcome(
+        outcome.step_id,
+        outcome.task_id,
+        outcome.claim_token,
+        error={"class": "InvalidBranch", "message": problem, "traceback": None},
+        permanent=True,
+        duration_seconds=outcome.duration_seconds,
+    )
+
+
+def branch_problem(
+    step_name: str, branches: list[str], chosen: tuple[str, ...] | None
+) -> str | None:
+    """What is wrong with ``chosen`` for a step with ``branches``, or None."""
+    choices = ", ".join(branches)
+    if not branches:
+        if chosen is None:
+            return None
+        return f"step {step_name!r} returned tasker.Branch but declares no branches"
+    if chosen is None:
+        return (
+            f"step {step_name!r} must return tasker.Branch choosing one or more of its "
+            f"branches: {choices}"
+        )
+    if not chosen:
+        return f"tasker.Branch chose no branch; step {step_name!r} must choose from: {choices}"
+    unknown = [name for name in chosen if name not in branches]
+    if unknown:
+        return (
+            f"tasker.Branch chose {', '.join(map(repr, unknown))}, not a branch of step "
+            f"{step_name!r}; its branches: {choices}"
+        )
+    return None
+
+
+def _not_taken(
+    conn: Connection, task_id: int, branches: list[str], chosen: tuple[str, ...]
+) -> list[int]:
+    names = [name for name in branches if name not in chosen]
+    if not names:
+        return []
+    return [row["id"] for row in conn.fetch_all("lock_task_steps", task_id=task_id, names=names)]
 
 
 def _finish_row(
@@ -327,6 +384,8 @@ def _finish_row(
     if outcome.ok:
         payload["results_size"] = len(_json_text(outcome.results))
         payload["queued_to_finished_seconds"] = _seconds(step["created_at"], now)
+        if outcome.branch is not None:
+            payload["branches_taken"] = list(outcome.branch)
         return (
             {
                 "id": step["id"],

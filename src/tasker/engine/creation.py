@@ -10,6 +10,7 @@ from typing import Any
 
 from tasker.definitions import TemplateDefinition
 from tasker.engine.history import Change, Event, HistoryWriter
+from tasker.engine.release import begin_waits
 from tasker.exceptions import IdempotencyConflict, ValidationError
 from tasker.payloads import check_storable, check_text
 from tasker.store.database import Connection, Json
@@ -123,7 +124,7 @@ def insert_task(
         {
             "name": spec.name,
             "position": position,
-            "handler": spec.handler,
+            "handler": spec.handler or "",  # "": a step that waits for a signal runs no code
             "config": spec.config,
             "max_attempts": spec.max_attempts,
             "retryable": spec.retryable,
@@ -132,6 +133,10 @@ def insert_task(
             "backoff_max_seconds": spec.backoff.max_seconds,
             "backoff_jitter": spec.backoff.jitter,
             "total_parents": len(spec.depends_on),
+            "join_mode": spec.join,
+            "branches": list(spec.branches) or None,
+            "wait_for": spec.wait_for,
+            "wait_timeout_seconds": spec.timeout_seconds if spec.wait_for else None,
         }
         for position, spec in enumerate(template.steps)
     ]
@@ -164,6 +169,14 @@ def insert_task(
     identity = {"namespace": template.namespace, "name": template.name, "version": template.version}
     history.event(
         Event("workflow.task_created", task_id, {**identity, "total_steps": len(inserted)})
+    )
+    # Roots that wait for a signal start waiting now (no signal can have come yet).
+    begin_waits(
+        conn,
+        history,
+        [s for s in inserted if s["total_parents"] == 0 and s["wait_for"] is not None],
+        now,
+        actor=actor,
     )
     ready = [s["name"] for s in inserted if s["claimable_at"] is not None]
     history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))

@@ -130,6 +130,7 @@ STEP_EVENTS = {
     "cancelled": "step.cancelled",
     "resolved_manually": "step.resolved_manually",
     "pending": "step.retry_requested",
+    "skipped": "step.skipped",
 }
 
 TASK_EVENTS = {

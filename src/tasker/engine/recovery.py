@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tasker.engine.attempts import release_children
+from tasker.engine.attempts import branch_problem
 from tasker.engine.finalization import finalize_tasks, set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
-from tasker.exceptions import InvalidTransition, NotFound
+from tasker.engine.release import BRANCH_NOT_TAKEN, begin_waits, release_children, skip_steps
+from tasker.exceptions import InvalidTransition, NotFound, ValidationError
 from tasker.payloads import check_storable, check_text
 from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State, can_transition
 from tasker.store.database import Connection, Json, Row
@@ -141,9 +142,29 @@ def retry_task(
     history = HistoryWriter()
     changed = _set_steps(conn, history, failed, now, actor=actor, reason=reason)
     set_task_status(conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason)
+    _rewait(conn, history, [s for s, _ in failed], now, actor=actor)
     conn.execute("notify_steps_ready")
     history.flush(conn, now)
     return [row["name"] for row in changed]
+
+
+def _rewait(
+    conn: Connection, history: HistoryWriter, steps: list[Row], now: datetime, *, actor: str | None
+) -> None:
+    """Re-opened steps that wait for a signal wait again (or go on, if it came)."""
+    waiting = [s for s in steps if s["wait_for"] is not None and s["remaining_parents"] == 0]
+    completed, _ = begin_waits(conn, history, waiting, now, actor=actor)
+    if completed:
+        released = release_children(conn, [r["id"] for r in completed], history, now, actor=actor)
+        released.add_done(completed)
+        _add_done(conn, released.done, now)
+        finalize_tasks(conn, sorted({r["task_id"] for r in completed}), history, now, actor=actor)
+
+
+def _add_done(conn: Connection, done: dict[int, int], now: datetime) -> None:
+    if done:
+        rows = [{"task_id": task_id, "n": n} for task_id, n in done.items() if n]
+        conn.execute("add_done_steps", rows=Json(rows), now=now)
 
 
 def retry_step(
@@ -174,6 +195,7 @@ def retry_step(
         set_task_status(
             conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason
         )
+    _rewait(conn, history, [step], now, actor=actor)
     conn.execute("notify_steps_ready")
     history.flush(conn, now)
 
@@ -187,8 +209,10 @@ def resolve_step(
     actor: str | None,
     reason: str,
     results: Any = None,
+    branch: tuple[str, ...] | None = None,
 ) -> None:
-    """Declare a pending or failed step done by hand; its dependents proceed."""
+    """Declare a pending or failed step done by hand; its dependents proceed. A step with
+    ``branches`` needs ``branch``, the children to run (the others are skipped)."""
     _check_reason(reason)
     check_storable(results, "results")
     task = _lock_task(conn, task_id)
@@ -199,6 +223,11 @@ def resolve_step(
     if not can_transition(STEP_TRANSITIONS, current, State.RESOLVED_MANUALLY):
         raise InvalidTransition(_step_label(task_id, step_name), current, State.RESOLVED_MANUALLY)
     _check_task_open(task)
+    branches = list(step["branches"] or [])
+    problem = branch_problem(step_name, branches, branch)
+    if problem is not None:
+        hint = ' (--branch NAME, or "branch": [...] in the API)' if branches else ""
+        raise ValidationError(f"cannot resolve {_step_label(task_id, step_name)}: {problem}{hint}")
     history = HistoryWriter()
     _set_steps(
         conn,
@@ -209,10 +238,24 @@ def resolve_step(
         reason=reason,
         results=results,
     )
-    released = release_children(conn, [step["id"]], history, now)
-    conn.execute("add_done_steps", rows=Json([{"task_id": task_id, "n": 1}]), now=now)
+    not_taken = [name for name in branches if branch is not None and name not in branch]
+    skipped = skip_steps(
+        conn,
+        history,
+        [s["id"] for s in conn.fetch_all("lock_task_steps", task_id=task_id, names=not_taken)]
+        if not_taken
+        else [],
+        now,
+        reason=BRANCH_NOT_TAKEN,
+        actor=actor,
+    )
+    released = release_children(
+        conn, [step["id"]], history, now, skipped_ids=[r["id"] for r in skipped], actor=actor
+    )
+    released.done[task_id] += 1 + len(skipped)
+    _add_done(conn, released.done, now)
     decided = finalize_tasks(conn, [task_id], history, now, actor=actor)
-    if task["status"] == "error" and task_id not in decided and released:
+    if task["status"] == "error" and task_id not in decided and released.ready:
         set_task_status(
             conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason
         )

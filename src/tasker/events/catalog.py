@@ -73,16 +73,31 @@ CATALOG: tuple[EventSpec, ...] = (
     ),
     EventSpec(
         "step.completed",
-        "the handler returned; results stored",
+        "the handler returned; results stored (`branches_taken`: the children a branching "
+        "step chose). A step with `wait_for` and no handler completes when its signal "
+        "comes, with `reason` `signal received` and no handler timings",
+        ("attempt", "max_attempts", *CHANGE),
         (
-            "attempt",
-            "max_attempts",
             "duration_seconds",
             "queued_to_finished_seconds",
             "results_size",
             *IDENTITY,
-            *CHANGE,
+            "branches_taken",
+            *ACTION,
         ),
+    ),
+    EventSpec(
+        "step.skipped",
+        "the step will not run: a branch not taken (`reason` `branch not taken`), or its "
+        "`join` rule (a parent was skipped; for `join: any`, every parent was)",
+        CHANGE,
+        ACTION,
+    ),
+    EventSpec(
+        "step.signal_received",
+        "a signal the step waits for (`wait_for`) was delivered; `step_status` is the "
+        "step's state when it came (a signal that comes early is kept)",
+        ("signal", "payload_size", "step_status"),
         ACTOR,
     ),
     EventSpec(

@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import replace
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
+from tasker.branch import Branch, unwrap
 from tasker.engine.attempts import ClaimedStep, Outcome
 from tasker.exceptions import PermanentError, RetryableError
 from tasker.observability.tracing import mark_failed, step_span
@@ -32,7 +34,24 @@ from tasker.runtime.handler_processes import ChildDied, ChildOutcome, HandlerPro
 from tasker.runtime.handler_threads import HandlerThreads
 
 
-def step_context(claimed: ClaimedStep) -> StepContext:
+class Ancestry(Protocol):
+    """Where ``step.ancestor(name)`` finds the results of steps upstream (the facade)."""
+
+    def ancestor_results(self, step_id: int, name: str) -> Any:
+        """The results of step ``name`` upstream of ``step_id``; KeyError if none is."""
+
+    def all_ancestor_results(self, step_id: int) -> dict[str, Any]:
+        """Every step upstream of ``step_id``, by name, with its results."""
+
+
+def step_context(
+    claimed: ClaimedStep,
+    ancestry: Ancestry | None = None,
+    preloaded: dict[str, Any] | None = None,
+) -> StepContext:
+    loader: Callable[[str], Any] | dict[str, Any] | None = preloaded
+    if loader is None and ancestry is not None:
+        loader = partial(ancestry.ancestor_results, claimed.step_id)
     return StepContext(
         task_id=claimed.task_id,
         step_id=claimed.step_id,
@@ -45,6 +64,8 @@ def step_context(claimed: ClaimedStep) -> StepContext:
         namespace=claimed.namespace,
         task_name=claimed.task_name,
         timeout_seconds=claimed.timeout_seconds,
+        signal=claimed.signal,
+        ancestors=loader,
     )
 
 
@@ -54,6 +75,7 @@ async def execute(
     pool: Executor | HandlerProcesses | None = None,
     *,
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES,
+    ancestry: Ancestry | None = None,
 ) -> Outcome:
     """Run the step's handler once, in a tracing span, and report how it went.
 
@@ -70,7 +92,7 @@ async def execute(
     }
     with step_span(claimed.trace_context, attributes) as span:
         started = time.perf_counter()
-        outcome = await _execute(claimed, resolve, pool, max_result_bytes)
+        outcome = await _execute(claimed, resolve, pool, max_result_bytes, ancestry)
         outcome = replace(outcome, duration_seconds=time.perf_counter() - started)
         if outcome.error is not None:
             mark_failed(span, outcome.error["class"], outcome.error["message"])
@@ -104,6 +126,7 @@ async def _execute(
     resolve: Callable[[str], Callable[..., Any]],
     pool: Executor | HandlerProcesses | None,
     max_result_bytes: int,
+    ancestry: Ancestry | None,
 ) -> Outcome:
     def failed(
         exc: BaseException, *, permanent: bool = False, retry_after: float | None = None
@@ -121,7 +144,14 @@ async def _execute(
         handler = resolve(claimed.handler)
     except BaseException as exc:  # an import may raise anything, SystemExit included
         return failed(exc)
-    ctx = step_context(claimed)
+    preloaded = None
+    if isinstance(pool, HandlerProcesses) and ancestry is not None and claimed.total_parents:
+        # A child process cannot reach the database: it gets every ancestor's results.
+        try:
+            preloaded = await asyncio.to_thread(ancestry.all_ancestor_results, claimed.step_id)
+        except Exception as exc:  # the database failed: this attempt fails, retryably
+            return failed(exc)
+    ctx = step_context(claimed, ancestry, preloaded)
     timeout = claimed.timeout_seconds
     concurrent: Future[Any] | None = None
     future: asyncio.Future[Any] | None = None
@@ -172,6 +202,10 @@ async def _execute(
                 retry_after=results.retry_after,
             )
         ctx.published.extend(results.published)
+        if results.branch is not None:
+            return _checked(
+                claimed, ctx, Branch(*results.branch, results=results.results), max_result_bytes
+            )
         results = results.results
     if isinstance(results, _Raised):
         raised = results.exc
@@ -186,6 +220,7 @@ async def _execute(
 def _checked(claimed: ClaimedStep, ctx: StepContext, results: Any, max_bytes: int) -> Outcome:
     """Success, if what the handler returned and published can be stored faithfully;
     otherwise a permanent failure (running it again would return the same thing)."""
+    results, branch = unwrap(results)
     error = unstorable_result(results, ctx.published, max_bytes)
     if error is not None:
         return Outcome(
@@ -197,6 +232,7 @@ def _checked(claimed: ClaimedStep, ctx: StepContext, results: Any, max_bytes: in
         claimed.claim_token,
         results=results,
         events=tuple(ctx.published),
+        branch=branch,
     )
 
 

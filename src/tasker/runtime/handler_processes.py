@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from tasker.branch import unwrap
 from tasker.definitions.handler_paths import import_handler
 from tasker.exceptions import PermanentError, RetryableError
 from tasker.runtime.context import StepContext
@@ -47,6 +48,7 @@ class ChildOutcome:
     error: dict[str, Any] | None = None
     permanent: bool = False
     retry_after: float | None = None
+    branch: tuple[str, ...] | None = None  # the names a returned tasker.Branch chose
 
 
 class ChildDied(Exception):
@@ -64,10 +66,11 @@ def _run_in_child(handler_path: str, fields: dict[str, Any], max_bytes: int) -> 
             permanent=isinstance(exc, PermanentError),
             retry_after=exc.retry_after if isinstance(exc, RetryableError) else None,
         )
+    results, branch = unwrap(results)
     error = unstorable_result(results, ctx.published, max_bytes)
     if error is not None:  # checked here too: it may not even survive pickling
         return ChildOutcome(error=error, permanent=True)
-    outcome = ChildOutcome(results=results, published=list(ctx.published))
+    outcome = ChildOutcome(results=results, published=list(ctx.published), branch=branch)
     try:
         pickle.dumps(outcome)
     except Exception as exc:
@@ -177,6 +180,9 @@ class HandlerProcesses:
             "namespace": ctx.namespace,
             "task_name": ctx.task_name,
             "timeout_seconds": ctx.timeout_seconds,
+            "signal": ctx.signal,
+            # A child cannot reach the database: the executor preloaded every ancestor.
+            "ancestors": ctx.ancestors if isinstance(ctx.ancestors, dict) else None,
         }
         started: Future[None] = Future()
         future: Future[ChildOutcome] = Future()

@@ -58,7 +58,13 @@ async def _run_all(
     return list(
         await asyncio.gather(
             *(
-                execute(step, tasker.registry.resolve_handler, threads, max_result_bytes=limit)
+                execute(
+                    step,
+                    tasker.registry.resolve_handler,
+                    threads,
+                    max_result_bytes=limit,
+                    ancestry=tasker,
+                )
                 for step in claimed
             )
         )

@@ -270,6 +270,7 @@ class Worker:
                 self.tasker.registry.resolve_handler,
                 self._handler_pool,
                 max_result_bytes=self.tasker.settings.max_result_bytes,
+                ancestry=self.tasker,
             )
         except asyncio.CancelledError:
             raise

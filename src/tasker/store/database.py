@@ -35,6 +35,7 @@ JSON_COLUMNS = frozenset(
         "handlers",
         "templates",
         "handler_errors",
+        "branches",
     }
 )
 # Columns holding booleans; SQLite stores them as 0/1.

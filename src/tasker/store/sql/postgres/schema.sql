@@ -1,4 +1,4 @@
--- Tasker's postgres schema as migrations 0001 to 0006_worker_abandoned_threads leave it.
+-- Tasker's postgres schema as migrations 0001 to 0007_dynamic_workflows leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -116,10 +116,28 @@ CREATE TABLE tasker.steps (
     started_at timestamp with time zone,
     completed_at timestamp with time zone,
     ready_at timestamp with time zone,
+    join_mode text DEFAULT 'all'::text NOT NULL,
+    skipped_parents integer DEFAULT 0 NOT NULL,
+    branches jsonb,
+    wait_for text,
+    wait_timeout_seconds double precision,
+    wait_expires_at timestamp with time zone,
     CONSTRAINT steps_pkey PRIMARY KEY (id),
     CONSTRAINT steps_task_id_name_key UNIQUE (task_id, name),
+    CONSTRAINT steps_join_mode_check CHECK ((join_mode = ANY (ARRAY['all'::text, 'any'::text]))),
     CONSTRAINT steps_max_attempts_check CHECK ((max_attempts >= 1)),
-    CONSTRAINT steps_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text])))
+    CONSTRAINT steps_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text, 'skipped'::text])))
+);
+
+CREATE TABLE tasker.task_signals (
+    id bigserial NOT NULL,
+    task_id bigint NOT NULL,
+    name text NOT NULL,
+    payload jsonb,
+    actor text,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT task_signals_pkey PRIMARY KEY (id),
+    CONSTRAINT task_signals_task_id_name_key UNIQUE (task_id, name)
 );
 
 CREATE TABLE tasker.task_transitions (
@@ -209,6 +227,9 @@ ALTER TABLE tasker.step_transitions
 ALTER TABLE tasker.steps
     ADD CONSTRAINT steps_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasker.tasks(id) ON DELETE CASCADE;
 
+ALTER TABLE tasker.task_signals
+    ADD CONSTRAINT task_signals_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasker.tasks(id) ON DELETE CASCADE;
+
 ALTER TABLE tasker.task_transitions
     ADD CONSTRAINT task_transitions_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasker.tasks(id) ON DELETE CASCADE;
 
@@ -239,6 +260,8 @@ CREATE INDEX steps_failed_idx ON tasker.steps USING btree (task_id) WHERE ((stat
 CREATE INDEX steps_lease_idx ON tasker.steps USING btree (lease_expires_at) WHERE (status = 'in_progress'::text);
 
 CREATE INDEX steps_live_idx ON tasker.steps USING btree (task_id) WHERE ((status = 'in_progress'::text) OR (claimable_at IS NOT NULL));
+
+CREATE INDEX steps_wait_expires_idx ON tasker.steps USING btree (wait_expires_at) WHERE (wait_expires_at IS NOT NULL);
 
 CREATE INDEX tasks_completed_at_idx ON tasker.tasks USING btree (completed_at) WHERE (completed_at IS NOT NULL);
 
@@ -500,7 +523,7 @@ AS $function$
                count(*)::integer AS n_total,
                (count(*) FILTER (WHERE r.current_state = 'pending'))::integer AS n_pending,
                (count(*) FILTER (WHERE r.current_state = 'in_progress'))::integer AS n_running,
-               (count(*) FILTER (WHERE r.current_state IN ('complete', 'resolved_manually')))
+               (count(*) FILTER (WHERE r.current_state IN ('complete', 'resolved_manually', 'skipped')))
                    ::integer AS n_done,
                (count(*) FILTER (WHERE r.current_state = 'error'))::integer AS n_failed,
                (count(*) FILTER (WHERE r.ready_for_execution))::integer AS n_ready,
@@ -570,39 +593,60 @@ BEGIN
         SELECT e.to_step_id AS step_id,
                count(*)::integer AS n_parents,
                (count(*) FILTER (WHERE p.status IN ('complete', 'resolved_manually')))::integer
-                   AS n_done
+                   AS n_done,
+               (count(*) FILTER (WHERE p.status = 'skipped'))::integer AS n_skipped
         FROM tasker.step_edges e
         JOIN tasker.steps p ON p.id = e.from_step_id
         WHERE e.task_id = ANY ($1) AND p.task_id = ANY ($1)
         GROUP BY e.to_step_id
     ),
-    flags AS (
+    counted AS (
         SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-               s.retryable, s.next_retry_at, s.last_attempted_at,
+               s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode,
                coalesce(pc.n_parents, 0) AS n_parents,
                coalesce(pc.n_done, 0) AS n_done,
-               coalesce(pc.n_done, 0) = coalesce(pc.n_parents, 0) AS deps_ok,
-               (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
-                AND (s.next_retry_at IS NULL OR s.next_retry_at <= $3)) AS eligible
+               coalesce(pc.n_skipped, 0) AS n_skipped,
+               (s.wait_for IS NOT NULL AND NOT EXISTS (
+                   SELECT 1 FROM tasker.task_signals g
+                   WHERE g.task_id = s.task_id AND g.name = s.wait_for)) AS signal_missing
         FROM tasker.steps s
         LEFT JOIN parent_counts pc ON pc.step_id = s.id
         WHERE s.task_id = ANY ($1) AND ($2 IS NULL OR s.id = ANY ($2))
+    ),
+    flags AS (
+        SELECT c.*,
+               CASE WHEN c.join_mode = 'any'
+                    THEN c.n_parents = 0
+                         OR (c.n_done + c.n_skipped = c.n_parents AND c.n_done > 0)
+                    ELSE c.n_done = c.n_parents
+               END AS deps_ok,
+               (c.status = 'error' AND c.retryable AND c.attempts < c.max_attempts
+                AND (c.next_retry_at IS NULL OR c.next_retry_at <= $3)) AS eligible
+        FROM counted c
+    ),
+    ready AS (
+        SELECT f.*,
+               f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing) OR f.eligible)
+                   AS is_ready
+        FROM flags f
     )
-    SELECT f.id, f.task_id, f.name, f.status, f.deps_ok, f.eligible,
-           f.deps_ok AND (f.status = 'pending' OR f.eligible),
-           f.n_parents, f.n_done, f.attempts, f.max_attempts, f.next_retry_at,
-           f.last_attempted_at,
+    SELECT r.id, r.task_id, r.name, r.status, r.deps_ok, r.eligible, r.is_ready,
+           r.n_parents, r.n_done, r.attempts, r.max_attempts, r.next_retry_at,
+           r.last_attempted_at,
            CASE
-               WHEN f.deps_ok AND (f.status = 'pending' OR f.eligible) THEN NULL
-               WHEN f.status IN ('complete', 'resolved_manually') THEN 'finished'
-               WHEN f.status = 'cancelled' THEN 'cancelled'
-               WHEN f.status = 'in_progress' THEN 'in_progress'
-               WHEN f.status = 'error' AND NOT f.retryable THEN 'not_retryable'
-               WHEN f.status = 'error' AND f.attempts >= f.max_attempts THEN 'retries_exhausted'
-               WHEN f.status = 'error' AND NOT f.eligible THEN 'waiting_for_backoff'
+               WHEN r.is_ready THEN NULL
+               WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
+               WHEN r.status = 'skipped' THEN 'skipped'
+               WHEN r.status = 'cancelled' THEN 'cancelled'
+               WHEN r.status = 'in_progress' THEN 'in_progress'
+               WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
+               WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
+               WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
+               WHEN r.status = 'pending' AND r.deps_ok AND r.signal_missing
+                   THEN 'waiting_for_signal'
                ELSE 'dependencies_not_satisfied'
            END,
-           f.position
-    FROM flags f;
+           r.position
+    FROM ready r;
 END;
 $function$;

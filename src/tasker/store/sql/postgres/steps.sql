@@ -1,20 +1,23 @@
 -- insert_steps --
--- Create all steps of a task in one statement; roots are claimable at once.
+-- Create all steps of a task in one statement; roots are claimable at once, unless they wait
+-- for a signal.
 INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at)
+    created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds)
 SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
     r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
     r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
-    CASE WHEN r.total_parents = 0 THEN %(now)s::timestamptz END,
-    CASE WHEN r.total_parents = 0 THEN %(now)s::timestamptz END, 1, %(now)s, %(now)s
+    CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL THEN %(now)s::timestamptz END,
+    CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL THEN %(now)s::timestamptz END,
+    1, %(now)s, %(now)s, r.join_mode, r.branches, r.wait_for, r.wait_timeout_seconds
 FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
     config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
     backoff_base_seconds double precision, backoff_max_seconds double precision,
-    backoff_jitter double precision, total_parents integer)
+    backoff_jitter double precision, total_parents integer, join_mode text, branches jsonb,
+    wait_for text, wait_timeout_seconds double precision)
 ORDER BY r.position
-RETURNING id, name, claimable_at;
+RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
 
 -- insert_edges --
 -- Create a task's dependency edges, by step name.
@@ -47,7 +50,7 @@ FROM picked
 WHERE s.id = picked.id
 RETURNING s.id, s.task_id, s.namespace, s.name, s.handler, s.config, s.attempts,
     s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count, s.total_parents,
-    picked.status AS from_state, s.created_at, s.ready_at;
+    s.wait_for, picked.status AS from_state, s.created_at, s.ready_at;
 
 -- parent_results --
 -- Results of the parents of the given steps, by parent name.
@@ -64,7 +67,7 @@ WHERE id = ANY(%(task_ids)s::bigint[]);
 -- Lock steps about to get a result; only still-running ones under their claim token.
 SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
     s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
-    s.claimed_by, s.last_attempted_at, s.created_at
+    s.claimed_by, s.last_attempted_at, s.created_at, s.branches
 FROM tasker.steps s
 JOIN jsonb_to_recordset(%(rows)s) AS r(id bigint, claim_token text)
   ON s.id = r.id AND s.claim_token = r.claim_token
@@ -80,8 +83,8 @@ SET status = r.status, results = r.results, error = r.error, retryable = r.retry
     next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
     ready_at = COALESCE(r.next_retry_at, s.ready_at),
     completed_at = CASE WHEN r.status = 'complete' THEN %(now)s::timestamptz END,
-    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
-    transition_count = s.transition_count + 1,
+    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, wait_expires_at = NULL,
+    updated_at = %(now)s, transition_count = s.transition_count + 1,
     attempts = s.attempts - COALESCE(r.refund, 0)
 FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, status text, results jsonb, error jsonb,
     retryable boolean, next_retry_at timestamptz, refund integer)
@@ -89,23 +92,83 @@ WHERE s.id = r.id
 RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.max_attempts;
 
 -- release_children --
--- Children of steps that just finished lose a remaining parent; at zero they become claimable.
+-- Children of steps that just finished (step_ids complete or resolved, skipped_ids skipped) lose
+-- a remaining parent. At zero a pending child that waits for no signal becomes claimable,
+-- unless its join rule makes it skipped (all: a parent skipped; any: every parent skipped).
 UPDATE tasker.steps s
 SET remaining_parents = s.remaining_parents - e.n,
+    skipped_parents = s.skipped_parents + e.n_skipped,
     claimable_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
+                             AND s.wait_for IS NULL
+                             AND CASE WHEN s.join_mode = 'any'
+                                      THEN s.skipped_parents + e.n_skipped < s.total_parents
+                                      ELSE s.skipped_parents + e.n_skipped = 0 END
                         THEN %(now)s::timestamptz ELSE s.claimable_at END,
     ready_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
                     THEN %(now)s::timestamptz ELSE s.ready_at END,
     updated_at = %(now)s
-FROM (SELECT to_step_id, count(*)::integer AS n FROM tasker.step_edges
-      WHERE from_step_id = ANY(%(step_ids)s::bigint[]) GROUP BY to_step_id) e
+FROM (SELECT to_step_id, count(*)::integer AS n,
+             (count(*) FILTER (WHERE from_step_id = ANY(%(skipped_ids)s::bigint[])))::integer
+                 AS n_skipped
+      FROM tasker.step_edges
+      WHERE from_step_id = ANY(%(step_ids)s::bigint[])
+         OR from_step_id = ANY(%(skipped_ids)s::bigint[])
+      GROUP BY to_step_id) e
 WHERE s.id = e.to_step_id
-RETURNING s.id, s.task_id, s.name, s.remaining_parents, s.status;
+RETURNING s.id, s.task_id, s.name, s.status, s.remaining_parents, s.skipped_parents,
+    s.total_parents, s.join_mode, s.handler, s.retryable, s.wait_for, s.wait_timeout_seconds,
+    s.claimable_at;
+
+-- skip_steps --
+-- Pending steps that will not run (a branch not taken, or their join rule) become skipped.
+UPDATE tasker.steps
+SET status = 'skipped', claimable_at = NULL, wait_expires_at = NULL, completed_at = %(now)s,
+    updated_at = %(now)s, transition_count = transition_count + 1
+WHERE id = ANY(%(step_ids)s::bigint[]) AND status = 'pending'
+RETURNING id, task_id, name, transition_count;
+
+-- start_waits --
+-- Steps whose parents are done start waiting for their signal; a wait with a timeout gets
+-- its deadline (rows: id, deadline).
+UPDATE tasker.steps s
+SET wait_expires_at = r.deadline, updated_at = %(now)s
+FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, deadline timestamptz)
+WHERE s.id = r.id AND s.status = 'pending';
+
+-- release_waits --
+-- Waiting steps whose signal arrived and that have a handler become claimable.
+UPDATE tasker.steps
+SET claimable_at = %(now)s, ready_at = %(now)s, wait_expires_at = NULL, updated_at = %(now)s
+WHERE id = ANY(%(step_ids)s::bigint[]) AND status = 'pending';
+
+-- step_signals --
+-- The signals that arrived for the given steps (by the name each waits for).
+SELECT s.id AS step_id, g.payload
+FROM tasker.steps s
+JOIN tasker.task_signals g ON g.task_id = s.task_id AND g.name = s.wait_for
+WHERE s.id = ANY(%(step_ids)s::bigint[]);
+
+-- expired_waits --
+-- Pending steps whose wait for a signal ran past its deadline, oldest first.
+SELECT id, task_id, name, wait_for, wait_timeout_seconds FROM tasker.steps
+WHERE wait_expires_at < %(now)s AND status = 'pending'
+ORDER BY wait_expires_at
+LIMIT %(limit)s;
+
+-- fail_expired_waits --
+-- Waits that timed out fail for good (rows: id, error); a step signalled meanwhile is kept.
+UPDATE tasker.steps s
+SET status = 'error', retryable = false, error = r.error, claimable_at = NULL,
+    wait_expires_at = NULL, updated_at = %(now)s, transition_count = s.transition_count + 1
+FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, error jsonb)
+WHERE s.id = r.id AND s.status = 'pending' AND s.wait_expires_at < %(now)s
+RETURNING s.id, s.task_id, s.name, s.transition_count, s.attempts, s.max_attempts;
 
 -- lock_task_steps --
 -- Lock a task's steps, by name (all of them when names is null), for a manual change.
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
-    claim_token, transition_count
+    skipped_parents, total_parents, join_mode, handler, branches, wait_for,
+    wait_timeout_seconds, claim_token, transition_count
 FROM tasker.steps
 WHERE task_id = %(task_id)s AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
 ORDER BY id
@@ -121,9 +184,10 @@ SET status = r.to_state,
     error = CASE WHEN r.reset_attempts THEN NULL ELSE s.error END,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE s.next_retry_at END,
     claimable_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
-                        THEN %(now)s::timestamptz END,
+                             AND s.wait_for IS NULL THEN %(now)s::timestamptz END,
     ready_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
                     THEN %(now)s::timestamptz ELSE s.ready_at END,
+    wait_expires_at = NULL,
     completed_at = CASE WHEN r.to_state = 'resolved_manually' THEN %(now)s::timestamptz
                         ELSE s.completed_at END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = %(now)s,
@@ -177,3 +241,23 @@ SELECT pg_notify('tasker_steps', '');
 -- Steps a worker still holds (to release them when it stops).
 SELECT id, task_id, claim_token FROM tasker.steps
 WHERE claimed_by = %(worker_id)s AND status = 'in_progress';
+
+-- ancestor_results --
+-- The results of the step called `name` upstream of a step (any number of edges up).
+WITH RECURSIVE up (id) AS (
+    SELECT from_step_id FROM tasker.step_edges WHERE to_step_id = %(step_id)s
+    UNION
+    SELECT e.from_step_id FROM tasker.step_edges e JOIN up ON e.to_step_id = up.id
+)
+SELECT s.name, s.status, s.results FROM up JOIN tasker.steps s ON s.id = up.id
+WHERE s.name = %(name)s;
+
+-- all_ancestor_results --
+-- Every step upstream of a step, with its results.
+WITH RECURSIVE up (id) AS (
+    SELECT from_step_id FROM tasker.step_edges WHERE to_step_id = %(step_id)s
+    UNION
+    SELECT e.from_step_id FROM tasker.step_edges e JOIN up ON e.to_step_id = up.id
+)
+SELECT s.name, s.status, s.results FROM up JOIN tasker.steps s ON s.id = up.id
+ORDER BY s.position;

@@ -13,14 +13,18 @@
 -- docs/sql-functions.md.
 task_steps AS (
     SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-           s.retryable, s.next_retry_at, s.last_attempted_at
+           s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode,
+           (s.wait_for IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM task_signals g
+               WHERE g.task_id = s.task_id AND g.name = s.wait_for)) AS signal_missing
     FROM steps s
     WHERE s.task_id IN (SELECT id FROM wanted)
 ),
 parent_counts AS (
     SELECT e.to_step_id AS step_id,
            count(*) AS total_parents,
-           sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents
+           sum(p.status IN ('complete', 'resolved_manually')) AS completed_parents,
+           sum(p.status = 'skipped') AS skipped_parents
     -- CROSS JOIN pins the order: the task's edges by index, each parent by its rowid. Left
     -- free, the planner builds a Bloom filter over every edge in the table (history too).
     FROM step_edges e
@@ -28,18 +32,28 @@ parent_counts AS (
     WHERE e.task_id IN (SELECT id FROM wanted)
     GROUP BY e.to_step_id
 ),
-flags AS (
+counted AS (
     SELECT s.*,
            coalesce(pc.total_parents, 0) AS n_parents,
            coalesce(pc.completed_parents, 0) AS n_done,
-           coalesce(pc.completed_parents, 0) = coalesce(pc.total_parents, 0) AS deps_ok,
-           (s.status = 'error' AND s.retryable AND s.attempts < s.max_attempts
-            AND (s.next_retry_at IS NULL OR s.next_retry_at <= :now)) AS eligible
+           coalesce(pc.skipped_parents, 0) AS n_skipped
     FROM task_steps s
     LEFT JOIN parent_counts pc ON pc.step_id = s.id
 ),
+flags AS (
+    SELECT c.*,
+           CASE WHEN c.join_mode = 'any'
+                THEN c.n_parents = 0 OR (c.n_done + c.n_skipped = c.n_parents AND c.n_done > 0)
+                ELSE c.n_done = c.n_parents
+           END AS deps_ok,
+           (c.status = 'error' AND c.retryable AND c.attempts < c.max_attempts
+            AND (c.next_retry_at IS NULL OR c.next_retry_at <= :now)) AS eligible
+    FROM counted c
+),
 ready AS (
-    SELECT f.*, (f.deps_ok AND (f.status = 'pending' OR f.eligible)) AS is_ready
+    SELECT f.*,
+           (f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing) OR f.eligible))
+               AS is_ready
     FROM flags f
 ),
 readiness AS (
@@ -51,11 +65,14 @@ readiness AS (
            CASE
                WHEN r.is_ready THEN NULL
                WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
+               WHEN r.status = 'skipped' THEN 'skipped'
                WHEN r.status = 'cancelled' THEN 'cancelled'
                WHEN r.status = 'in_progress' THEN 'in_progress'
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
                WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
+               WHEN r.status = 'pending' AND r.deps_ok AND r.signal_missing
+                   THEN 'waiting_for_signal'
                ELSE 'dependencies_not_satisfied'
            END AS blocking_reason,
            r.position
@@ -69,7 +86,7 @@ counts AS (
            count(*) AS n_total,
            sum(r.current_state = 'pending') AS n_pending,
            sum(r.current_state = 'in_progress') AS n_running,
-           sum(r.current_state IN ('complete', 'resolved_manually')) AS n_done,
+           sum(r.current_state IN ('complete', 'resolved_manually', 'skipped')) AS n_done,
            sum(r.current_state = 'error') AS n_failed,
            sum(r.ready_for_execution) AS n_ready,
            sum(r.blocking_reason IN ('not_retryable', 'retries_exhausted')) AS n_blocked,

@@ -1,4 +1,4 @@
--- Tasker's sqlite schema as migrations 0001 to 0006_worker_abandoned_threads leave it.
+-- Tasker's sqlite schema as migrations 0001 to 0007_dynamic_workflows leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -78,7 +78,7 @@ CREATE TABLE steps (
     config                TEXT NOT NULL DEFAULT '{}',
     status                TEXT NOT NULL DEFAULT 'pending' CHECK (status IN
                             ('pending', 'in_progress', 'complete', 'error', 'cancelled',
-                             'resolved_manually')),
+                             'resolved_manually', 'skipped')),
     attempts              INTEGER NOT NULL DEFAULT 0,
     max_attempts          INTEGER NOT NULL CHECK (max_attempts >= 1),
     retryable             INTEGER NOT NULL DEFAULT 1,
@@ -103,7 +103,17 @@ CREATE TABLE steps (
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     started_at            TEXT,
-    completed_at          TEXT, ready_at TEXT,
+    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT,
+    UNIQUE (task_id, name)
+);
+
+CREATE TABLE task_signals (
+    id          INTEGER PRIMARY KEY,
+    task_id     INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    payload     TEXT,
+    actor       TEXT,
+    created_at  TEXT NOT NULL,
     UNIQUE (task_id, name)
 );
 
@@ -195,6 +205,9 @@ CREATE INDEX steps_lease_idx ON steps (lease_expires_at) WHERE status = 'in_prog
 
 CREATE INDEX steps_live_idx ON steps (task_id)
     WHERE status = 'in_progress' OR claimable_at IS NOT NULL;
+
+CREATE INDEX steps_wait_expires_idx ON steps (wait_expires_at)
+    WHERE wait_expires_at IS NOT NULL;
 
 CREATE INDEX tasks_completed_at_idx ON tasks (completed_at) WHERE completed_at IS NOT NULL;
 

@@ -1,19 +1,22 @@
 -- insert_steps --
--- Create all steps of a task in one statement; roots are claimable at once.
+-- Create all steps of a task in one statement; roots are claimable at once, unless they wait
+-- for a signal.
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at)
+    created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds)
 SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
     value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
     value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
     value ->> '$.backoff_max_seconds', value ->> '$.backoff_jitter',
     value ->> '$.total_parents', value ->> '$.total_parents',
-    CASE WHEN value ->> '$.total_parents' = 0 THEN :now END,
-    CASE WHEN value ->> '$.total_parents' = 0 THEN :now END, 1, :now, :now
+    CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL THEN :now END,
+    CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL THEN :now END,
+    1, :now, :now, value ->> '$.join_mode', nullif(value -> '$.branches', 'null'),
+    value ->> '$.wait_for', value ->> '$.wait_timeout_seconds'
 FROM json_each(:rows)
 ORDER BY value ->> '$.position'
-RETURNING id, name, claimable_at;
+RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
 
 -- insert_edges --
 -- Create a task's dependency edges, by step name. CROSS JOIN fixes the join order: each
@@ -47,7 +50,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
-    timeout_seconds, claim_token, transition_count, total_parents,
+    timeout_seconds, claim_token, transition_count, total_parents, wait_for,
     CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at, ready_at;
 
 -- parent_results --
@@ -65,7 +68,7 @@ WHERE id IN (SELECT value FROM json_each(:task_ids));
 -- Steps about to get a result; only still-running ones under their claim token.
 SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
     s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
-    s.claimed_by, s.last_attempted_at, s.created_at
+    s.claimed_by, s.last_attempted_at, s.created_at, s.branches
 FROM steps s
 JOIN json_each(:rows) AS r
   ON s.id = r.value ->> '$.id' AND s.claim_token = r.value ->> '$.claim_token'
@@ -80,8 +83,8 @@ SET status = r.status, results = r.results, error = r.error, retryable = r.retry
     next_retry_at = r.next_retry_at, claimable_at = r.next_retry_at,
     ready_at = COALESCE(r.next_retry_at, steps.ready_at),
     completed_at = CASE WHEN r.status = 'complete' THEN :now END,
-    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
-    transition_count = transition_count + 1,
+    claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, wait_expires_at = NULL,
+    updated_at = :now, transition_count = transition_count + 1,
     attempts = attempts - coalesce(r.refund, 0)
 FROM (SELECT value ->> '$.id' AS id, value ->> '$.status' AS status,
              nullif(value -> '$.results', 'null') AS results,
@@ -94,23 +97,81 @@ WHERE steps.id = r.id
 RETURNING id, task_id, name, status, transition_count, attempts, max_attempts;
 
 -- release_children --
--- Children of steps that just finished lose a remaining parent; at zero they become claimable.
+-- Children of steps that just finished (step_ids complete or resolved, skipped_ids skipped) lose
+-- a remaining parent. At zero a pending child that waits for no signal becomes claimable,
+-- unless its join rule makes it skipped (all: a parent skipped; any: every parent skipped).
 UPDATE steps
 SET remaining_parents = remaining_parents - e.n,
+    skipped_parents = skipped_parents + e.n_skipped,
     claimable_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
+                             AND wait_for IS NULL
+                             AND CASE WHEN join_mode = 'any'
+                                      THEN skipped_parents + e.n_skipped < total_parents
+                                      ELSE skipped_parents + e.n_skipped = 0 END
                         THEN :now ELSE claimable_at END,
     ready_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
                     THEN :now ELSE ready_at END,
     updated_at = :now
-FROM (SELECT to_step_id, count(*) AS n FROM step_edges
-      WHERE from_step_id IN (SELECT value FROM json_each(:step_ids)) GROUP BY to_step_id) AS e
+FROM (SELECT to_step_id, count(*) AS n,
+             sum(from_step_id IN (SELECT value FROM json_each(:skipped_ids))) AS n_skipped
+      FROM step_edges
+      WHERE from_step_id IN (SELECT value FROM json_each(:step_ids))
+         OR from_step_id IN (SELECT value FROM json_each(:skipped_ids))
+      GROUP BY to_step_id) AS e
 WHERE steps.id = e.to_step_id
-RETURNING id, task_id, name, remaining_parents, status;
+RETURNING id, task_id, name, status, remaining_parents, skipped_parents, total_parents,
+    join_mode, handler, retryable, wait_for, wait_timeout_seconds, claimable_at;
+
+-- skip_steps --
+-- Pending steps that will not run (a branch not taken, or their join rule) become skipped.
+UPDATE steps
+SET status = 'skipped', claimable_at = NULL, wait_expires_at = NULL, completed_at = :now,
+    updated_at = :now, transition_count = transition_count + 1
+WHERE id IN (SELECT value FROM json_each(:step_ids)) AND status = 'pending'
+RETURNING id, task_id, name, transition_count;
+
+-- start_waits --
+-- Steps whose parents are done start waiting for their signal; a wait with a timeout gets
+-- its deadline (rows: id, deadline).
+UPDATE steps
+SET wait_expires_at = r.value ->> '$.deadline', updated_at = :now
+FROM json_each(:rows) AS r
+WHERE steps.id = r.value ->> '$.id' AND steps.status = 'pending';
+
+-- release_waits --
+-- Waiting steps whose signal arrived and that have a handler become claimable.
+UPDATE steps
+SET claimable_at = :now, ready_at = :now, wait_expires_at = NULL, updated_at = :now
+WHERE id IN (SELECT value FROM json_each(:step_ids)) AND status = 'pending';
+
+-- step_signals --
+-- The signals that arrived for the given steps (by the name each waits for).
+SELECT s.id AS step_id, g.payload
+FROM steps s
+JOIN task_signals g ON g.task_id = s.task_id AND g.name = s.wait_for
+WHERE s.id IN (SELECT value FROM json_each(:step_ids));
+
+-- expired_waits --
+-- Pending steps whose wait for a signal ran past its deadline, oldest first.
+SELECT id, task_id, name, wait_for, wait_timeout_seconds FROM steps
+WHERE wait_expires_at < :now AND status = 'pending'
+ORDER BY wait_expires_at
+LIMIT :limit;
+
+-- fail_expired_waits --
+-- Waits that timed out fail for good (rows: id, error); a step signalled meanwhile is kept.
+UPDATE steps
+SET status = 'error', retryable = 0, error = r.value -> '$.error', claimable_at = NULL,
+    wait_expires_at = NULL, updated_at = :now, transition_count = transition_count + 1
+FROM json_each(:rows) AS r
+WHERE steps.id = r.value ->> '$.id' AND steps.status = 'pending' AND steps.wait_expires_at < :now
+RETURNING id, task_id, name, transition_count, attempts, max_attempts;
 
 -- lock_task_steps --
 -- A task's steps, by name (all of them when names is null), for a manual change.
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
-    claim_token, transition_count
+    skipped_parents, total_parents, join_mode, handler, branches, wait_for,
+    wait_timeout_seconds, claim_token, transition_count
 FROM steps
 WHERE task_id = :task_id
   AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
@@ -125,9 +186,11 @@ SET status = r.to_state,
     results = COALESCE(r.results, steps.results),
     error = CASE WHEN r.reset_attempts THEN NULL ELSE error END,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE next_retry_at END,
-    claimable_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now END,
+    claimable_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0
+                             AND wait_for IS NULL THEN :now END,
     ready_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now
                     ELSE ready_at END,
+    wait_expires_at = NULL,
     completed_at = CASE WHEN r.to_state = 'resolved_manually' THEN :now ELSE completed_at END,
     claimed_by = NULL, claim_token = NULL, lease_expires_at = NULL, updated_at = :now,
     transition_count = transition_count + 1
@@ -181,3 +244,23 @@ SELECT 1;
 -- Steps a worker still holds (to release them when it stops).
 SELECT id, task_id, claim_token FROM steps
 WHERE claimed_by = :worker_id AND status = 'in_progress';
+
+-- ancestor_results --
+-- The results of the step called `name` upstream of a step (any number of edges up).
+WITH RECURSIVE up (id) AS (
+    SELECT from_step_id FROM step_edges WHERE to_step_id = :step_id
+    UNION
+    SELECT e.from_step_id FROM step_edges e JOIN up ON e.to_step_id = up.id
+)
+SELECT s.name, s.status, s.results FROM up JOIN steps s ON s.id = up.id
+WHERE s.name = :name;
+
+-- all_ancestor_results --
+-- Every step upstream of a step, with its results.
+WITH RECURSIVE up (id) AS (
+    SELECT from_step_id FROM step_edges WHERE to_step_id = :step_id
+    UNION
+    SELECT e.from_step_id FROM step_edges e JOIN up ON e.to_step_id = up.id
+)
+SELECT s.name, s.status, s.results FROM up JOIN steps s ON s.id = up.id
+ORDER BY s.position;
