@@ -31,6 +31,11 @@ def step_json(row: Row) -> dict[str, Any]:
         "next_retry_at": iso(row["next_retry_at"]) if row["status"] == "error" else None,
         "started_at": iso(row["started_at"]),
         "completed_at": iso(row["completed_at"]),
+        # Dynamic workflows: the step's join rule, the children it may choose among, and
+        # the signal it waits for (absent from rows that do not carry them).
+        "join": row.get("join_mode") or "all",
+        "branches": list(row.get("branches") or []),
+        "wait_for": row.get("wait_for"),
     }
 
 

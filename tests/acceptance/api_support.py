@@ -46,6 +46,7 @@ TASK_KEYS = {
 STEP_KEYS = {
     "id", "name", "status", "depends_on", "attempts", "max_attempts", "retryable",
     "results", "error", "next_retry_at", "started_at", "completed_at",
+    "join", "branches", "wait_for",  # dynamic workflows (DESIGN.md, Part 3)
 }  # fmt: skip
 
 ORDER_V1 = """\
@@ -104,10 +105,42 @@ steps:
     handler: tasker.builtin_handlers:noop
 """
 
+# Dynamic workflows: route takes the branch context.choose; approve waits for a signal.
+ROUTED = """\
+namespace: apitest
+name: routed
+version: 1.0.0
+steps:
+  - name: route
+    handler: api_test_handlers:route
+    branches: [express, standard]
+  - name: express
+    handler: tasker.builtin_handlers:noop
+    depends_on: [route]
+  - name: standard
+    handler: tasker.builtin_handlers:noop
+    depends_on: [route]
+  - name: approve
+    depends_on: [express, standard]
+    join: any
+    wait_for: approval
+  - name: ship
+    handler: api_test_handlers:ship
+    depends_on: [approve]
+"""
+
 HANDLERS = """\
 from pathlib import Path
 
-from tasker import PermanentError
+from tasker import Branch, PermanentError
+
+
+def route(step):
+    return Branch(*step.context["choose"], results={"chose": step.context["choose"]})
+
+
+def ship(step):
+    return {"approval": step.results["approve"], "route": step.ancestor("route")}
 
 
 def gated(step):
@@ -164,6 +197,7 @@ def write_project(root: Path) -> Path:
         "order_v2.yaml": ORDER_V2,
         "gated.yaml": GATED,
         "paged.yaml": PAGED,
+        "routed.yaml": ROUTED,
     }.items():
         (templates / name).write_text(text)
     handlers = root / "handlers"

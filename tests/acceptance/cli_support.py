@@ -23,6 +23,7 @@ TASK_KEYS = {
 STEP_KEYS = {
     "id", "name", "status", "depends_on", "attempts", "max_attempts", "retryable",
     "results", "error", "next_retry_at", "started_at", "completed_at",
+    "join", "branches", "wait_for",  # dynamic workflows (DESIGN.md, Part 3)
 }  # fmt: skip
 EVENT_KEYS = {"id", "name", "task_id", "step_id", "step_name", "created_at", "payload"}
 

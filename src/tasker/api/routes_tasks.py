@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 
 from tasker.api.deps import (
     COMMON_ERRORS,
@@ -26,9 +26,11 @@ from tasker.api.errors import ApiError
 from tasker.api.schemas import (
     NO_NUL,
     ActionRequest,
+    AnyDocument,
     ExecutionContextOut,
     ReadinessOut,
     ResolveRequest,
+    SignalOut,
     Status,
     TaskCreate,
     TaskDag,
@@ -247,5 +249,50 @@ def retry_step(
 def resolve_step(
     task_id: TaskId, step: StepName, body: ResolveRequest, tasker: TaskerDep, who: Writer
 ) -> Any:
-    tasker.resolve_step(task_id, step, reason=body.reason, results=body.results, actor=who.actor)
+    tasker.resolve_step(
+        task_id,
+        step,
+        reason=body.reason,
+        results=body.results,
+        actor=who.actor,
+        branch=tuple(body.branch) if body.branch is not None else None,
+    )
     return tasker.get_task(task_id)
+
+
+SignalName = Annotated[
+    str, Path(min_length=1, max_length=200, pattern=NO_NUL, description="The signal's name.")
+]
+
+
+@router.post(
+    "/{task_id}/signals/{name}",
+    response_model=SignalOut,
+    status_code=201,
+    summary="Deliver a signal to the step that waits for it (wait_for)",
+    responses={
+        200: {"model": SignalOut, "description": "The same signal had come before: no change"},
+        **_ACTION_ERRORS,
+    },
+)
+def send_signal(
+    task_id: TaskId,
+    name: SignalName,
+    tasker: TaskerDep,
+    who: Writer,
+    response: Response,
+    payload: Annotated[AnyDocument, Body()] = None,
+) -> Any:
+    """The body is the payload, any JSON (none: null). A different payload for a signal
+    already received is a 409; an unknown signal name a 404; a finished task a 409."""
+    receipt = tasker.signal_task(task_id, name, payload, actor=who.actor)
+    if not receipt.created:
+        response.status_code = 200
+    return SignalOut(
+        task_id=receipt.task_id,
+        signal=receipt.name,
+        step=receipt.step,
+        created=receipt.created,
+        released=receipt.released,
+        received_at=receipt.received_at,
+    )

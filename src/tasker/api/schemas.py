@@ -16,6 +16,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tasker.payloads import problems
 
 Status = Literal["pending", "in_progress", "complete", "error", "cancelled", "resolved_manually"]
+StepStatus = Literal[
+    "pending", "in_progress", "complete", "error", "cancelled", "resolved_manually", "skipped"
+]
 BlockingReason = Literal[
     "dependencies_not_satisfied",
     "waiting_for_backoff",
@@ -24,6 +27,8 @@ BlockingReason = Literal[
     "in_progress",
     "finished",
     "cancelled",
+    "skipped",
+    "waiting_for_signal",
     # Extension: ready, but no live worker serves the step's handler (tasker.engine.coverage).
     "no_worker_for_handler",
 ]
@@ -106,6 +111,23 @@ class ResolveRequest(BaseModel):
 
     reason: Text = Field(min_length=1, max_length=2000)
     results: AnyDocument = None
+    branch: list[Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]] | None = (
+        Field(
+            default=None,
+            description="For a step with branches: the children to run; the others are skipped.",
+        )
+    )
+
+
+class SignalOut(BaseModel):
+    """A delivered signal. ``created`` false: the same signal had come before (200)."""
+
+    task_id: int
+    signal: str
+    step: str
+    created: bool
+    released: bool
+    received_at: datetime
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -114,7 +136,7 @@ class ResolveRequest(BaseModel):
 class StepOut(BaseModel):
     id: int
     name: str
-    status: Status
+    status: StepStatus
     depends_on: list[str]
     attempts: int
     max_attempts: int
@@ -124,6 +146,9 @@ class StepOut(BaseModel):
     next_retry_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    join: Literal["all", "any"] = "all"
+    branches: list[str] = Field(default_factory=list)
+    wait_for: str | None = None
 
 
 class TaskSummary(BaseModel):
@@ -158,8 +183,8 @@ class TransitionOut(BaseModel):
     entity: Literal["task", "step"]
     step_id: int | None = None
     step_name: str | None = None
-    from_state: Status | None = None
-    to_state: Status
+    from_state: StepStatus | None = None
+    to_state: StepStatus
     reason: str | None = None
     metadata: dict[str, Any] | None = None
     actor: str | None = None
@@ -171,7 +196,7 @@ class ReadinessOut(BaseModel):
     workflow_step_id: int
     task_id: int
     name: str
-    current_state: Status
+    current_state: StepStatus
     dependencies_satisfied: bool
     retry_eligible: bool
     ready_for_execution: bool

@@ -38,12 +38,27 @@ def resolve_command(
     results: Annotated[
         str | None, typer.Option(help="The step's results, as JSON, for its dependents.")
     ] = None,
+    branch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--branch",
+            help="For a step with branches: a child to run (repeat for several); "
+            "the other branches are skipped.",
+        ),
+    ] = None,
 ) -> None:
     """Declare a pending or failed step done by hand; its dependents proceed."""
     if not reason.strip():
         raise ValidationError("--reason must not be blank")
     parsed = common.parse_json_option(results, "--results")
     with common.open_tasker(ctx) as tasker:
-        tasker.resolve_step(task_id, step, reason=reason, actor=common.actor(), results=parsed)
+        tasker.resolve_step(
+            task_id,
+            step,
+            reason=reason,
+            actor=common.actor(),
+            results=parsed,
+            branch=tuple(branch) if branch else None,
+        )
         status = tasker.task_status(task_id)
     typer.echo(f"task {task_id} step {step}: resolved_manually (task {status})")

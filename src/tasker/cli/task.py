@@ -279,3 +279,31 @@ def prune_command(
     with common.open_tasker(ctx) as tasker:
         deleted = tasker.prune_tasks(cutoff, batch_size=batch_size)
     typer.echo(f"deleted {deleted} tasks finished before {cutoff.isoformat()}")
+
+
+@app.command("signal")
+def signal_command(
+    ctx: typer.Context,
+    task_id: common.TaskIdArgument,
+    name: Annotated[str, typer.Argument(help="The signal's name (a step's wait_for).")],
+    payload: Annotated[
+        str | None,
+        typer.Option(help="The signal's payload, any JSON (default null); '-' reads stdin."),
+    ] = None,
+) -> None:
+    """Deliver a signal to the step of a task that waits for it (wait_for). The same
+    signal again with the same payload changes nothing; a different payload exits 2."""
+    if payload == "-":
+        import sys
+
+        payload = sys.stdin.read()
+    parsed = common.parse_json_option(payload, "--payload")
+    with common.open_tasker(ctx) as tasker:
+        receipt = tasker.signal_task(task_id, name, parsed, actor=common.actor())
+    if not receipt.created:
+        outcome = "already received (same payload): nothing changed"
+    elif receipt.released:
+        outcome = f"step {receipt.step} goes on"
+    else:
+        outcome = f"kept for step {receipt.step} (it is not waiting yet)"
+    typer.echo(f"task {task_id} signal {name}: {outcome}")

@@ -73,6 +73,7 @@ FROM tasker.tasks t WHERE t.id = ANY(%(task_ids)s::bigint[]);
 SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryable, s.results,
        s.error, s.next_retry_at, s.started_at, s.completed_at, s.position, s.handler,
        s.timeout_seconds, s.claimed_by, s.lease_expires_at, s.last_attempted_at, s.claimable_at,
+       s.join_mode, s.branches, s.wait_for,
        COALESCE((SELECT jsonb_agg(p.name ORDER BY p.position) FROM tasker.step_edges e
                  JOIN tasker.steps p ON p.id = e.from_step_id WHERE e.to_step_id = s.id),
                 '[]'::jsonb) AS depends_on

@@ -74,6 +74,7 @@ FROM tasks t WHERE t.id IN (SELECT value FROM json_each(:task_ids));
 SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryable, s.results,
        s.error, s.next_retry_at, s.started_at, s.completed_at, s.position, s.handler,
        s.timeout_seconds, s.claimed_by, s.lease_expires_at, s.last_attempted_at, s.claimable_at,
+       s.join_mode, s.branches, s.wait_for,
        (SELECT json_group_array(name) FROM (SELECT p.name FROM step_edges e
             JOIN steps p ON p.id = e.from_step_id WHERE e.to_step_id = s.id
             ORDER BY p.position)) AS depends_on
