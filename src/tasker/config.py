@@ -30,6 +30,9 @@ class Settings:
     max_result_bytes: largest step result stored, as JSON; a larger one fails its step
         for good (``TASKER_MAX_RESULT_BYTES``, default 1 MiB = 1,048,576 bytes). Also
         the limit on results given when resolving a step by hand.
+    max_task_steps: most steps one task may have, map instances included; a map that
+        would go past it fails its step for good (``TASKER_MAX_TASK_STEPS``, default
+        100,000 steps).
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -39,6 +42,7 @@ class Settings:
     auth: bool = False
     subscribers: tuple[str, ...] = field(default_factory=tuple)
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    max_task_steps: int = 100_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -62,6 +66,13 @@ class Settings:
                 raise ConfigurationError(
                     f"TASKER_MAX_RESULT_BYTES must be a whole number of bytes, got {limit!r}"
                 ) from None
+        if steps := env.get("TASKER_MAX_TASK_STEPS"):
+            try:
+                values["max_task_steps"] = int(steps)
+            except ValueError:
+                raise ConfigurationError(
+                    f"TASKER_MAX_TASK_STEPS must be a whole number of steps, got {steps!r}"
+                ) from None
         if fmt := env.get("TASKER_LOG_FORMAT"):
             values["log_format"] = fmt
         if subscribers := env.get("TASKER_SUBSCRIBERS"):
@@ -82,6 +93,10 @@ class Settings:
         if self.max_result_bytes <= 0:
             raise ConfigurationError(
                 f"TASKER_MAX_RESULT_BYTES must be positive, got {self.max_result_bytes}"
+            )
+        if self.max_task_steps <= 0:
+            raise ConfigurationError(
+                f"TASKER_MAX_TASK_STEPS must be positive, got {self.max_task_steps}"
             )
         if self.log_format not in ("text", "json"):
             raise ConfigurationError(

@@ -198,7 +198,13 @@ class Tasker:
                 return existing, False, None
             template_id = known_id or creation.register_template(conn, template, self.now())
             task_id = creation.insert_task(
-                conn, template, request, self.now(), actor, template_id=template_id
+                conn,
+                template,
+                request,
+                self.now(),
+                actor,
+                template_id=template_id,
+                max_steps=self.settings.max_task_steps,
             )
             return task_id, True, template_id
 

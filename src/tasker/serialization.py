@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +37,8 @@ def step_json(row: Row) -> dict[str, Any]:
         "join": row.get("join_mode") or "all",
         "branches": list(row.get("branches") or []),
         "wait_for": row.get("wait_for"),
+        "map": row.get("map_path"),
+        "index": row.get("map_index"),
     }
 
 
@@ -56,8 +59,30 @@ def task_json(task: Row, steps: list[Row] | None) -> dict[str, Any]:
         "completed_at": iso(task["completed_at"]),
     }
     if steps is not None:
-        body["steps"] = [step_json(s) for s in steps]
+        body["steps"] = _with_groups(steps)
     return body
+
+
+def _with_groups(steps: list[Row]) -> list[dict[str, Any]]:
+    """Step JSON in order; a map instance names its ``group``, and a group counts its
+    ``instances`` by state (``{"total": N, "complete": k, ...}``; None before it expands)."""
+    names = {s["id"]: s["name"] for s in steps}
+    counts: dict[int, Counter[str]] = {}
+    for s in steps:
+        if s.get("group_id") is not None:
+            counts.setdefault(s["group_id"], Counter())[s["status"]] += 1
+    out = []
+    for s in steps:
+        body = step_json(s)
+        group_id = s.get("group_id")
+        body["group"] = names.get(group_id) if group_id is not None else None
+        tally = counts.get(s["id"])
+        if s.get("map_path") is not None and (tally or s["status"] != "pending"):
+            body["instances"] = {"total": sum((tally or Counter()).values()), **(tally or {})}
+        else:
+            body["instances"] = None
+        out.append(body)
+    return out
 
 
 def transition_json(row: Row) -> dict[str, Any]:

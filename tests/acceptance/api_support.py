@@ -46,7 +46,8 @@ TASK_KEYS = {
 STEP_KEYS = {
     "id", "name", "status", "depends_on", "attempts", "max_attempts", "retryable",
     "results", "error", "next_retry_at", "started_at", "completed_at",
-    "join", "branches", "wait_for",  # dynamic workflows (DESIGN.md, Part 3)
+    # dynamic workflows (DESIGN.md, Part 3)
+    "join", "branches", "wait_for", "map", "index", "group", "instances",
 }  # fmt: skip
 
 ORDER_V1 = """\

@@ -23,7 +23,8 @@ TASK_KEYS = {
 STEP_KEYS = {
     "id", "name", "status", "depends_on", "attempts", "max_attempts", "retryable",
     "results", "error", "next_retry_at", "started_at", "completed_at",
-    "join", "branches", "wait_for",  # dynamic workflows (DESIGN.md, Part 3)
+    # dynamic workflows (DESIGN.md, Part 3)
+    "join", "branches", "wait_for", "map", "index", "group", "instances",
 }  # fmt: skip
 EVENT_KEYS = {"id", "name", "task_id", "step_id", "step_name", "created_at", "payload"}
 
@@ -87,11 +88,13 @@ class Cli:
 
     env: dict[str, str]
 
-    def __call__(self, *args: str | bytes, timeout: float = 60) -> Result:
-        """Run ``tasker *args``; a bytes argument is passed as is (invalid UTF-8, say)."""
+    def __call__(self, *args: str | bytes, timeout: float = 60, stdin: str | None = None) -> Result:
+        """Run ``tasker *args``, ``stdin`` on its standard input; a bytes argument is passed
+        as is (invalid UTF-8, say)."""
         done = subprocess.run(
             [sys.executable, "-m", "tasker.cli", *args],
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -99,8 +102,8 @@ class Cli:
         assert "Traceback" not in done.stderr, done.stderr
         return Result(done.returncode, done.stdout, done.stderr)
 
-    def ok(self, *args: str | bytes) -> Result:
-        result = self(*args)
+    def ok(self, *args: str | bytes, stdin: str | None = None) -> Result:
+        result = self(*args, stdin=stdin)
         assert result.code == 0, f"exit {result.code}\nstdout: {result.out}\nstderr: {result.err}"
         return result
 

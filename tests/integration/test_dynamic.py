@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from tasker import Branch, FakeClock, Tasker, TaskRequest, Template
+from tasker import Branch, FakeClock, Settings, Tasker, TaskRequest, Template
 from tasker.definitions import TemplateRegistry
+from tasker.engine.attempts import Outcome
 from tasker.exceptions import InvalidTransition, NotFound, SignalConflict, ValidationError
 from tasker.runtime.runner import run_until_final
 from tasker.store.database import Database
@@ -409,3 +410,164 @@ def test_ancestor_reads_any_upstream_step_and_refuses_others(
     assert seen["second"] == {"n": 2}
     assert "'other'" in seen["other"] and "upstream" in seen["other"]
     assert "upstream" in seen["third"] and "upstream" in seen["missing"]
+
+
+def pipeline(
+    files: Any, ran: list[Any], *, fail: set[int] | None = None, **options: Any
+) -> Template:
+    """list_files -> load_file (map over list_files.files) -> report."""
+    tpl = Template("pipeline", defaults={"max_attempts": 2, "backoff": {"base_seconds": 0.0}})
+    attempts: dict[int, int] = {}
+
+    @tpl.step()
+    def list_files(step: Any) -> dict[str, Any]:
+        return {"files": files}
+
+    @tpl.step(depends_on=[list_files], map="list_files.files", **options)
+    def load_file(step: Any) -> dict[str, Any]:
+        attempts[step.index] = attempts.get(step.index, 0) + 1
+        if fail and step.index in fail:
+            raise RuntimeError(f"cannot load {step.item}")
+        ran.append((step.index, step.item))
+        return {"file": step.item, "rows": step.index * 10}
+
+    @tpl.step(depends_on=[load_file])
+    def report(step: Any) -> dict[str, Any]:
+        loaded = step.results["load_file"]
+        return {"files": [r["file"] for r in loaded], "rows": sum(r["rows"] for r in loaded)}
+
+    return tpl
+
+
+def test_a_map_runs_one_instance_per_item_and_the_fan_in_gets_them_in_order(
+    database: Database, clock: FakeClock
+) -> None:
+    # Given a pipeline whose first step finds three files
+    ran: list[Any] = []
+    tasker = make_tasker(database, clock, pipeline(["a.csv", "b.csv", "c.csv"], ran))
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    # When it runs
+    assert run_until_final(tasker, task_id) == "complete"
+    # Then each file was loaded once, with its item and index
+    assert sorted(ran) == [(0, "a.csv"), (1, "b.csv"), (2, "c.csv")]
+    task = tasker.get_task(task_id)
+    by_name = {s["name"]: s for s in task["steps"]}
+    assert [s["name"] for s in task["steps"]] == [
+        "list_files", "load_file", "load_file[0]", "load_file[1]", "load_file[2]", "report",
+    ]  # fmt: skip
+    # and the group is complete with its instances counted and their results in order
+    group = by_name["load_file"]
+    assert group["status"] == "complete"
+    assert group["instances"] == {"total": 3, "complete": 3}
+    files = ["a.csv", "b.csv", "c.csv"]
+    assert group["results"] == [{"file": f, "rows": 10 * i} for i, f in enumerate(files)]
+    assert by_name["load_file[1]"]["group"] == "load_file"
+    assert by_name["load_file[1]"]["index"] == 1
+    assert by_name["report"]["results"] == {"files": ["a.csv", "b.csv", "c.csv"], "rows": 30}
+    expanded = [e for e in tasker.events(task_id=task_id) if e["name"] == "workflow.map_expanded"]
+    assert [e["payload"]["instances"] for e in expanded] == [3]
+    assert tasker.execution_context(task_id).total_steps == 6
+
+
+def test_an_empty_map_completes_its_group_at_once(database: Database, clock: FakeClock) -> None:
+    ran: list[Any] = []
+    tasker = make_tasker(database, clock, pipeline([], ran))
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    assert run_until_final(tasker, task_id) == "complete"
+    assert step_of(tasker, task_id, "load_file")["results"] == []
+    assert step_of(tasker, task_id, "report")["results"] == {"files": [], "rows": 0}
+    assert ran == []
+
+
+@pytest.mark.parametrize(
+    ("files", "options", "message"),
+    [
+        ({"a": 1}, {}, "map list_files.files: expected a list, got an object"),
+        (["x"] * 4, {"max_items": 3}, "4 items is more than max_items (3)"),
+    ],
+    ids=["not-a-list", "too-long"],
+)
+def test_a_map_over_a_bad_list_fails_the_group_for_good(
+    database: Database, clock: FakeClock, files: Any, options: dict[str, Any], message: str
+) -> None:
+    tasker = make_tasker(database, clock, pipeline(files, [], **options))
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    assert run_until_final(tasker, task_id) == "error"
+    group = step_of(tasker, task_id, "load_file")
+    assert group["status"] == "error"
+    assert group["error"]["class"] == "MapError"
+    assert message in group["error"]["message"]
+    assert [s["name"] for s in tasker.get_task(task_id)["steps"] if s["group"]] == []
+
+
+def test_the_task_wide_step_cap_fails_a_map_that_would_pass_it(
+    database: Database, clock: FakeClock
+) -> None:
+    registry = TemplateRegistry()
+    registry.add(pipeline(["x"] * 5, []))
+    settings = Settings(database_url=database.url, max_task_steps=7)
+    tasker = Tasker(database, registry, clock=clock, settings=settings)
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    assert run_until_final(tasker, task_id) == "error"
+    message = step_of(tasker, task_id, "load_file")["error"]["message"]
+    assert "5 instances would take the task past its limit of steps" in message
+    assert "room left: 4" in message
+
+
+def test_a_failed_instance_fails_its_group_and_retrying_the_group_reopens_it(
+    database: Database, clock: FakeClock
+) -> None:
+    # Given a map whose second instance always fails (2 attempts)
+    ran: list[Any] = []
+    failing = {1}
+    tasker = make_tasker(database, clock, pipeline(["a", "b", "c"], ran, fail=failing))
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    # When it runs, Then that instance fails for good, and so do its group and the task
+    assert run_until_final(tasker, task_id) == "error"
+    found = states(tasker, task_id)
+    assert found["load_file[1]"] == "error"
+    assert found["load_file"] == "error"
+    assert found["report"] == "pending"
+    assert step_of(tasker, task_id, "load_file")["instances"] == {
+        "total": 3, "complete": 2, "error": 1,
+    }  # fmt: skip
+    assert (
+        "load_file[1] failed for good" in step_of(tasker, task_id, "load_file")["error"]["message"]
+    )
+    # When the cause is fixed and the group is retried by hand
+    failing.clear()
+    tasker.retry_step(task_id, "load_file", reason="source fixed")
+    # Then only the failed instance runs again, and the task completes
+    assert states(tasker, task_id)["load_file[1]"] == "pending"
+    assert states(tasker, task_id)["load_file"] == "in_progress"
+    assert run_until_final(tasker, task_id) == "complete"
+    assert sorted(i for i, _ in ran) == [0, 1, 2]
+
+
+def test_an_instance_is_resolved_by_hand_by_its_name(database: Database, clock: FakeClock) -> None:
+    tasker = make_tasker(database, clock, pipeline(["a", "b"], [], fail={0}))
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    assert run_until_final(tasker, task_id) == "error"
+    with pytest.raises(ValidationError, match=r"resolve or retry its failed instances"):
+        tasker.resolve_step(task_id, "load_file", reason="x")
+    tasker.resolve_step(
+        task_id, "load_file[0]", reason="loaded by hand", results={"file": "a", "rows": 5}
+    )
+    assert run_until_final(tasker, task_id) == "complete"
+    assert step_of(tasker, task_id, "report")["results"] == {"files": ["a", "b"], "rows": 15}
+
+
+def test_cancelling_a_task_cancels_its_running_map_group(
+    database: Database, clock: FakeClock
+) -> None:
+    tasker = make_tasker(database, clock, pipeline(["a", "b"], []))
+    task_id, _ = tasker.create_task(TaskRequest("pipeline", {}))
+    (first,) = tasker.claim("w", 1, task_id=task_id)
+    tasker.record(
+        [Outcome(first.step_id, task_id, first.claim_token, results={"files": ["a", "b"]})]
+    )
+    assert states(tasker, task_id)["load_file"] == "in_progress"
+    tasker.cancel_task(task_id, reason="stop")
+    found = states(tasker, task_id)
+    assert found["load_file"] == "cancelled"
+    assert found["load_file[0]"] == found["load_file[1]"] == "cancelled"

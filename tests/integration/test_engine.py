@@ -471,6 +471,14 @@ def test_task_json_has_the_contract_shape(
         "next_retry_at",
         "started_at",
         "completed_at",
+        # dynamic workflows (DESIGN.md, Part 3), after the contract's keys
+        "join",
+        "branches",
+        "wait_for",
+        "map",
+        "index",
+        "group",
+        "instances",
     ]
     assert (task["tags"], task["initiator"], task["status"]) == (["vip"], "web", "pending")
 

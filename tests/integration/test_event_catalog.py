@@ -22,7 +22,8 @@ BACKOFF = {"base_seconds": 1.0, "max_seconds": 1.0, "jitter": 0}
 def catalogue_templates() -> list[Template]:
     """``chain``: a -> b, both succeed. ``fragile``: ``root`` always fails (two
     attempts), ``leaf`` waits on it. ``once``: one step, one attempt. ``fork``: ``route``
-    takes branch ``left`` and skips ``right``; ``gate`` waits for signal ``go``."""
+    takes branch ``left`` and skips ``right``; ``gate`` waits for signal ``go``, and
+    ``each`` maps over the signal's ``items``."""
     chain = Template("chain", defaults={"backoff": BACKOFF})
 
     @chain.step()
@@ -64,6 +65,11 @@ def catalogue_templates() -> list[Template]:
         return None
 
     fork.add_step("gate", None, depends_on=["left"], wait_for="go")
+
+    @fork.step(depends_on=["gate"], map="gate.items")
+    def each(step: Any) -> Any:
+        return step.item
+
     return [chain, fragile, once, fork]
 
 
@@ -107,8 +113,9 @@ def emit_every_event(tasker: Tasker) -> list[dict[str, Any]]:
     # A branch not taken is skipped; a signal completes the step waiting for it
     forked, _ = tasker.create_task(TaskRequest("fork"))
     assert run_until_final(tasker, forked) == "in_progress"
-    tasker.signal_task(forked, "go", {"ok": True}, actor="ops")
-    assert tasker.task_status(forked) == "complete"
+    tasker.signal_task(forked, "go", {"items": [1, 2]}, actor="ops")
+    # whose payload is a list the map step expands over: map_expanded
+    assert run_until_final(tasker, forked) == "complete"
     # A task cancelled while a step runs: the pending step is cancelled at once, the
     # running one when it reports (its result discarded)
     running, _ = tasker.create_task(TaskRequest("chain"))

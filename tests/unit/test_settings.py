@@ -21,6 +21,7 @@ DEFAULTS = {
     "auth": ("TASKER_AUTH", False),
     "subscribers": ("TASKER_SUBSCRIBERS", ()),
     "max_result_bytes": ("TASKER_MAX_RESULT_BYTES", 1_048_576),
+    "max_task_steps": ("TASKER_MAX_TASK_STEPS", 100_000),
 }
 
 # (variable, value) -> (field, parsed value)
@@ -50,10 +51,13 @@ GOOD = [
         ("task.*=m:f", "step.failed=m:g"),
     ),
     ("TASKER_MAX_RESULT_BYTES", "2048", "max_result_bytes", 2048),
+    ("TASKER_MAX_TASK_STEPS", "500", "max_task_steps", 500),
 ]
 
 # (variable, bad value): each must fail with a ConfigurationError naming the variable
 BAD = [
+    ("TASKER_MAX_TASK_STEPS", "many"),
+    ("TASKER_MAX_TASK_STEPS", "0"),
     ("TASKER_LEASE_SECONDS", "soon"),
     ("TASKER_LEASE_SECONDS", "0"),
     ("TASKER_LEASE_SECONDS", "-5"),

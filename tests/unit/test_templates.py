@@ -473,6 +473,8 @@ def test_to_dict_is_json_and_from_dict_gives_back_an_equal_definition(tmp_path: 
         "join": "all",
         "branches": [],
         "wait_for": None,
+        "map": None,
+        "max_items": 10_000,
     }
     assert parse_template(data) == template
 

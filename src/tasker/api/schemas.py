@@ -149,6 +149,10 @@ class StepOut(BaseModel):
     join: Literal["all", "any"] = "all"
     branches: list[str] = Field(default_factory=list)
     wait_for: str | None = None
+    map: str | None = None
+    index: int | None = None
+    group: str | None = None
+    instances: dict[str, int] | None = None
 
 
 class TaskSummary(BaseModel):

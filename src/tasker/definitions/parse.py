@@ -1,8 +1,8 @@
 """The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
 
 Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
-``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``, ``branches`` and
-``wait_for`` (dynamic workflows). Quote the version: YAML reads
+``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``, ``branches``,
+``wait_for``, ``map`` and ``max_items`` (dynamic workflows). Quote the version: YAML reads
 ``version: 1.10`` as the float 1.1. Unquoted numbers are accepted and turned into
 strings. The same parser serves YAML files, the Python builder and stored definitions.
 """
@@ -23,7 +23,7 @@ TOP_LEVEL_KEYS = (
 DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
 STEP_KEYS = (
     "name", "handler", "depends_on", "description", "config", *DEFAULTS_KEYS,
-    "join", "branches", "wait_for",
+    "join", "branches", "wait_for", "map", "max_items",
 )  # fmt: skip
 BACKOFF_KEYS = ("base_seconds", "max_seconds", "jitter")
 
@@ -118,6 +118,8 @@ def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
             join=_text(raw.get("join", "all"), "join", fail, name),
             branches=tuple(branches),
             wait_for=wait_for,
+            map=_optional_text(raw.get("map"), "map", fail, name),
+            max_items=raw.get("max_items", 10_000),
         ),
         "step",
         fail,

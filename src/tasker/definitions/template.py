@@ -39,6 +39,10 @@ class StepSpec:
     # The signal it waits for once its parents are done; timeout_seconds is then also how
     # long it waits (template defaults do not apply to it).
     wait_for: str | None = None
+    # PARENT.KEY[.KEY...]: a list in a parent's results; one instance of the step runs
+    # per item, at most max_items of them.
+    map: str | None = None
+    max_items: int = 10_000
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,8 @@ class StepSpec:
             "join": self.join,
             "branches": list(self.branches),
             "wait_for": self.wait_for,
+            "map": self.map,
+            "max_items": self.max_items,
         }
 
 
@@ -306,6 +312,32 @@ def _validate_dynamic(
         signals[spec.wait_for] = spec.name
     elif spec.handler is None:
         raise problem("missing required key 'handler' (only a step with wait_for may omit it)")
+    if isinstance(spec.max_items, bool) or not isinstance(spec.max_items, int):
+        raise problem(f"max_items must be an integer, got {spec.max_items!r}")
+    if spec.max_items < 1:
+        raise problem(f"max_items must be at least 1, got {spec.max_items}")
+    if spec.map is not None:
+        if spec.wait_for is not None or spec.branches:
+            raise problem("map cannot be combined with wait_for or branches")
+        if map_parent(spec) is None:
+            parents = ", ".join(spec.depends_on) if spec.depends_on else "none"
+            raise problem(
+                f"map {spec.map!r} must name a list in a parent's results as PARENT.KEY[.KEY...]"
+                f" (its parents: {parents})"
+            )
+
+
+def map_parent(spec: StepSpec) -> tuple[str, tuple[str, ...]] | None:
+    """``(parent, keys)`` of a step's ``map`` path, the longest parent name that starts it
+    (step names may hold dots); None when no parent does, or no key follows it."""
+    if spec.map is None:
+        return None
+    for parent in sorted(spec.depends_on, key=len, reverse=True):
+        if spec.map.startswith(parent + "."):
+            keys = tuple(spec.map[len(parent) + 1 :].split("."))
+            if all(keys):
+                return parent, keys
+    return None
 
 
 def _is_number(value: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 
 from tasker.engine.finalization import finalize_tasks
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
+from tasker.engine.maps import settle_groups
 from tasker.engine.release import BRANCH_NOT_TAKEN, release_children, skip_steps
 from tasker.payloads import storable_text
 from tasker.retry import Backoff, next_retry_at, should_retry
@@ -43,6 +44,8 @@ class ClaimedStep:
     queued_seconds: float | None = None
     signal: Any = None  # the payload of the signal the step waited for (wait_for)
     total_parents: int = 0
+    item: Any = None  # a map instance's item, and its index in the list (None otherwise)
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,8 @@ def claim_steps(
             queued_seconds=_seconds(row["ready_at"], now),
             signal=signals.get(row["id"]),
             total_parents=row["total_parents"],
+            item=row["map_item"],
+            index=row["map_index"],
         )
         for row in rows
     ]
@@ -240,7 +245,8 @@ def record_outcomes(
     done_per_task: Counter[int] = Counter()
     completed_ids: list[int] = []
     not_taken: list[int] = []
-    for row in conn.fetch_all("finish_steps", rows=Json(finish_rows), now=now):
+    finished = conn.fetch_all("finish_steps", rows=Json(finish_rows), now=now)
+    for row in finished:
         outcome, payload = pending_changes[row["id"]]
         report.recorded.append(row["id"])
         will_retry = row["status"] == "error" and payload.get("next_retry_at") is not None
@@ -280,6 +286,15 @@ def record_outcomes(
             if branches and outcome.branch is not None:
                 not_taken += _not_taken(conn, row["task_id"], branches, outcome.branch)
 
+    # Map instances that finished change their group's derived state.
+    groups = {
+        row["group_id"]
+        for row in finished
+        if row["group_id"] is not None and row["status"] in ("complete", "error")
+    }
+    settled = settle_groups(conn, history, groups, now, actor)
+    completed_ids += [row["id"] for row in settled.completed]
+    done_per_task.update(row["task_id"] for row in settled.completed)
     skipped = skip_steps(conn, history, not_taken, now, reason=BRANCH_NOT_TAKEN, actor=actor)
     released = release_children(
         conn, completed_ids, history, now, skipped_ids=[r["id"] for r in skipped], actor=actor

@@ -10,6 +10,7 @@ from typing import Any
 
 from tasker.definitions import TemplateDefinition
 from tasker.engine.history import Change, Event, HistoryWriter
+from tasker.engine.maps import DEFAULT_MAX_TASK_STEPS
 from tasker.engine.release import begin_waits
 from tasker.exceptions import IdempotencyConflict, ValidationError
 from tasker.payloads import check_storable, check_text
@@ -95,10 +96,16 @@ def insert_task(
     now: datetime,
     actor: str | None = None,
     template_id: int | None = None,
+    max_steps: int = DEFAULT_MAX_TASK_STEPS,
 ) -> int:
     """Write a new task with all its steps and edges. The caller checked the request.
     ``template_id``: the stored template's id when the caller knows it is current
     (registering takes the template row's lock, which would serialise creators)."""
+    if len(template.steps) > max_steps:
+        raise ValidationError(
+            f"template {template.key} has {len(template.steps)} steps, more than a task may "
+            f"have ({max_steps}, TASKER_MAX_TASK_STEPS)"
+        )
     if template_id is None:
         template_id = register_template(conn, template, now)
     row = conn.fetch_one(
@@ -116,6 +123,7 @@ def insert_task(
         tags=Json(list(request.tags)),
         trace_context=Json(request.trace_context) if request.trace_context else None,
         total_steps=len(template.steps),
+        max_steps=max_steps,
         now=now,
     )
     assert row is not None
@@ -137,6 +145,8 @@ def insert_task(
             "branches": list(spec.branches) or None,
             "wait_for": spec.wait_for,
             "wait_timeout_seconds": spec.timeout_seconds if spec.wait_for else None,
+            "map_path": spec.map,
+            "max_items": spec.max_items if spec.map else None,
         }
         for position, spec in enumerate(template.steps)
     ]

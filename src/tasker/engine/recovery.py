@@ -12,6 +12,7 @@ from typing import Any
 from tasker.engine.attempts import branch_problem
 from tasker.engine.finalization import finalize_tasks, set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
+from tasker.engine.maps import expand_groups, settle_groups
 from tasker.engine.release import BRANCH_NOT_TAKEN, begin_waits, release_children, skip_steps
 from tasker.exceptions import InvalidTransition, NotFound, ValidationError
 from tasker.payloads import check_storable, check_text
@@ -115,7 +116,13 @@ def cancel_task(
         return False
     history = HistoryWriter()
     steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
-    to_cancel = [(s, State.CANCELLED) for s in steps if s["status"] in ("pending", "error")]
+    # A map group in progress never reports by itself: it is cancelled with the task.
+    to_cancel = [
+        (s, State.CANCELLED)
+        for s in steps
+        if s["status"] in ("pending", "error")
+        or (s["status"] == "in_progress" and s["map_path"] is not None)
+    ]
     _set_steps(conn, history, to_cancel, now, actor=actor, reason=reason)
     set_task_status(
         conn, history, task_id, task["status"], "cancelled", now, actor=actor, reason=reason
@@ -138,14 +145,68 @@ def retry_task(
             f"task {task_id} is {task['status']!r}: only a failed task can be retried",
         )
     steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
-    failed = [(s, State.PENDING) for s in steps if s["status"] == "error"]
     history = HistoryWriter()
-    changed = _set_steps(conn, history, failed, now, actor=actor, reason=reason)
     set_task_status(conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason)
-    _rewait(conn, history, [s for s, _ in failed], now, actor=actor)
+    changed = _reopen(
+        conn, history, [s for s in steps if s["status"] == "error"], now, actor, reason
+    )
     conn.execute("notify_steps_ready")
     history.flush(conn, now)
     return [row["name"] for row in changed]
+
+
+def _reopen(
+    conn: Connection,
+    history: HistoryWriter,
+    failed: list[Row],
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> list[Row]:
+    """Failed steps go back to pending (attempts reset). A map group that has instances
+    re-opens its failed instances instead, and its state follows theirs; one whose
+    expansion failed expands again. Re-opened waits wait again."""
+    groups = [s for s in failed if s["map_path"] is not None]
+    progress = {
+        g["id"]: g["total"]
+        for g in (
+            conn.fetch_all("group_progress", group_ids=[g["id"] for g in groups]) if groups else []
+        )
+    }
+    targets = {s["id"]: s for s in failed if s["map_path"] is None or not progress.get(s["id"])}
+    for group in groups:
+        if progress.get(group["id"]):
+            for instance in conn.fetch_all("group_instances", group_id=group["id"], status="error"):
+                targets[instance["id"]] = instance
+    changed = _set_steps(
+        conn,
+        history,
+        [(s, State.PENDING) for s in targets.values()],
+        now,
+        actor=actor,
+        reason=reason,
+    )
+    reopened = [targets[row["id"]] for row in changed]
+    _rewait(conn, history, reopened, now, actor=actor)
+    expanded = [s for s in reopened if s["map_path"] is not None and s["remaining_parents"] == 0]
+    completed = expand_groups(conn, history, expanded, now, actor).completed
+    touched = {s["group_id"] for s in reopened if s["group_id"] is not None}
+    completed += settle_groups(conn, history, touched, now, actor).completed
+    _release_completed(conn, history, completed, now, actor)
+    return changed
+
+
+def _release_completed(
+    conn: Connection, history: HistoryWriter, completed: list[Row], now: datetime, actor: str | None
+) -> None:
+    """Steps that completed here (a signal's payload, an empty map) release their children;
+    they and what that finishes count as done, and their tasks may be final now."""
+    if not completed:
+        return
+    released = release_children(conn, [r["id"] for r in completed], history, now, actor=actor)
+    released.add_done(completed)
+    _add_done(conn, released.done, now)
+    finalize_tasks(conn, sorted({r["task_id"] for r in completed}), history, now, actor=actor)
 
 
 def _rewait(
@@ -154,11 +215,7 @@ def _rewait(
     """Re-opened steps that wait for a signal wait again (or go on, if it came)."""
     waiting = [s for s in steps if s["wait_for"] is not None and s["remaining_parents"] == 0]
     completed, _ = begin_waits(conn, history, waiting, now, actor=actor)
-    if completed:
-        released = release_children(conn, [r["id"] for r in completed], history, now, actor=actor)
-        released.add_done(completed)
-        _add_done(conn, released.done, now)
-        finalize_tasks(conn, sorted({r["task_id"] for r in completed}), history, now, actor=actor)
+    _release_completed(conn, history, completed, now, actor)
 
 
 def _add_done(conn: Connection, done: dict[int, int], now: datetime) -> None:
@@ -190,12 +247,11 @@ def retry_step(
         )
     _check_task_open(task)
     history = HistoryWriter()
-    _set_steps(conn, history, [(step, State.PENDING)], now, actor=actor, reason=reason)
     if task["status"] == "error":
         set_task_status(
             conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason
         )
-    _rewait(conn, history, [step], now, actor=actor)
+    _reopen(conn, history, [step], now, actor, reason)
     conn.execute("notify_steps_ready")
     history.flush(conn, now)
 
@@ -223,6 +279,14 @@ def resolve_step(
     if not can_transition(STEP_TRANSITIONS, current, State.RESOLVED_MANUALLY):
         raise InvalidTransition(_step_label(task_id, step_name), current, State.RESOLVED_MANUALLY)
     _check_task_open(task)
+    if step["map_path"] is not None:
+        progress = conn.fetch_all("group_progress", group_ids=[step["id"]])
+        if progress and progress[0]["total"]:
+            raise ValidationError(
+                f"cannot resolve map group {_step_label(task_id, step_name)}: it has "
+                f"{progress[0]['total']} instances; resolve or retry its failed instances "
+                f"({step_name}[N]) instead"
+            )
     branches = list(step["branches"] or [])
     problem = branch_problem(step_name, branches, branch)
     if problem is not None:
@@ -249,10 +313,18 @@ def resolve_step(
         reason=BRANCH_NOT_TAKEN,
         actor=actor,
     )
-    released = release_children(
-        conn, [step["id"]], history, now, skipped_ids=[r["id"] for r in skipped], actor=actor
+    settled = settle_groups(
+        conn, history, {step["group_id"]} if step["group_id"] is not None else set(), now, actor
     )
-    released.done[task_id] += 1 + len(skipped)
+    released = release_children(
+        conn,
+        [step["id"], *(g["id"] for g in settled.completed)],
+        history,
+        now,
+        skipped_ids=[r["id"] for r in skipped],
+        actor=actor,
+    )
+    released.done[task_id] += 1 + len(skipped) + len(settled.completed)
     _add_done(conn, released.done, now)
     decided = finalize_tasks(conn, [task_id], history, now, actor=actor)
     if task["status"] == "error" and task_id not in decided and released.ready:

@@ -6,6 +6,7 @@ parent (the ``release_children`` query). A child whose parents are all finished 
 - becomes claimable (the query does that itself for a plain step), or
 - is skipped when its ``join`` rule says so (``all``: a parent was skipped; ``any``: every
   parent was), which releases its own children in turn, or
+- is expanded into its map instances (``map``, see ``engine/maps.py``), or
 - starts waiting for its signal (``wait_for``). If the signal is already there, the child
   is claimable when it has a handler, and otherwise complete with the signal's payload
   as its results, which releases its children in turn.
@@ -24,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tasker.engine.history import Change, Event, HistoryWriter, step_event
+from tasker.engine.maps import expand_groups
 from tasker.store.database import Connection, Json, Row
 
 BRANCH_NOT_TAKEN = "branch not taken"
@@ -60,6 +62,7 @@ def release_children(
         rows = conn.fetch_all("release_children", step_ids=satisfied, skipped_ids=skipped, now=now)
         join_skipped: dict[str, list[int]] = defaultdict(list)
         waiting: list[Row] = []
+        groups: list[Row] = []
         for child in rows:
             if child["status"] != "pending":
                 continue
@@ -69,6 +72,8 @@ def release_children(
             elif child["remaining_parents"] == 0:
                 if child["wait_for"] is not None:
                     waiting.append(child)
+                elif child["map_path"] is not None:
+                    groups.append(child)
                 elif child["claimable_at"] is not None:
                     ready[child["task_id"]].append(child["name"])
         skipped = []
@@ -77,6 +82,7 @@ def release_children(
             released.add_done(changed)
             skipped += [row["id"] for row in changed]
         completed, claimable = begin_waits(conn, history, waiting, now, actor=actor)
+        completed += expand_groups(conn, history, groups, now, actor).completed
         released.add_done(completed)
         satisfied = [row["id"] for row in completed]
         for row in claimable:

@@ -67,9 +67,10 @@ CATALOG: tuple[EventSpec, ...] = (
     ),
     EventSpec(
         "step.started",
-        "a worker claimed the step for an attempt",
+        "a worker claimed the step for an attempt; a map group starts when it expands "
+        "(`instances`, `reason` `map group`)",
         ("attempt", "max_attempts", "worker_id", "queued_seconds", *CHANGE),
-        ACTOR,
+        ("instances", *ACTION),
     ),
     EventSpec(
         "step.completed",
@@ -160,6 +161,11 @@ CATALOG: tuple[EventSpec, ...] = (
         IDENTITY,
     ),
     EventSpec("workflow.task_finalized", "the task reached a final state", ("status",)),
+    EventSpec(
+        "workflow.map_expanded",
+        "a map group's parents are done: its `instances` were created, one per item",
+        ("instances",),
+    ),
     EventSpec(
         "workflow.step_lease_expired",
         "a worker stopped heartbeating; the attempt counts as failed",

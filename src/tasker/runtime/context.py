@@ -20,7 +20,8 @@ class StepContext:
 
     ``context`` is the task context, ``results`` the parents' results by step name,
     ``config`` the step's template config, ``attempt`` counts from 1. ``signal`` is the
-    payload of the signal a ``wait_for`` step waited for (None otherwise);
+    payload of the signal a ``wait_for`` step waited for (None otherwise); ``item`` and
+    ``index`` a map instance's item and its position in the list;
     ``ancestor(name)`` the results of any step upstream, not only a parent.
     """
 
@@ -37,6 +38,8 @@ class StepContext:
     timeout_seconds: float | None = None  # this attempt's limit, for clients' own timeouts
     published: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     signal: Any = None
+    item: Any = None  # a map instance's item (``map``), and its index in the list
+    index: int | None = None
     # Loads the results of an upstream step by name (KeyError when it is not upstream);
     # given by the worker, or a dict of every ancestor's results in a handler process.
     ancestors: Callable[[str], Any] | Mapping[str, Any] | None = field(default=None, repr=False)

@@ -65,6 +65,8 @@ def step_context(
         task_name=claimed.task_name,
         timeout_seconds=claimed.timeout_seconds,
         signal=claimed.signal,
+        item=claimed.item,
+        index=claimed.index,
         ancestors=loader,
     )
 

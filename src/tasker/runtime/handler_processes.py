@@ -181,6 +181,8 @@ class HandlerProcesses:
             "task_name": ctx.task_name,
             "timeout_seconds": ctx.timeout_seconds,
             "signal": ctx.signal,
+            "item": ctx.item,
+            "index": ctx.index,
             # A child cannot reach the database: the executor preloaded every ancestor.
             "ancestors": ctx.ancestors if isinstance(ctx.ancestors, dict) else None,
         }

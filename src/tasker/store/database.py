@@ -36,6 +36,7 @@ JSON_COLUMNS = frozenset(
         "templates",
         "handler_errors",
         "branches",
+        "map_item",
     }
 )
 # Columns holding booleans; SQLite stores them as 0/1.

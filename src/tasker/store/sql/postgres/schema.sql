@@ -122,6 +122,11 @@ CREATE TABLE tasker.steps (
     wait_for text,
     wait_timeout_seconds double precision,
     wait_expires_at timestamp with time zone,
+    map_path text,
+    max_items integer,
+    group_id bigint,
+    map_index integer,
+    map_item jsonb,
     CONSTRAINT steps_pkey PRIMARY KEY (id),
     CONSTRAINT steps_task_id_name_key UNIQUE (task_id, name),
     CONSTRAINT steps_join_mode_check CHECK ((join_mode = ANY (ARRAY['all'::text, 'any'::text]))),
@@ -176,6 +181,7 @@ CREATE TABLE tasker.tasks (
     updated_at timestamp with time zone NOT NULL,
     started_at timestamp with time zone,
     completed_at timestamp with time zone,
+    max_steps integer,
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text])))
 );
@@ -256,6 +262,8 @@ CREATE INDEX steps_claimable_idx ON tasker.steps USING btree (claimable_at, id) 
 CREATE INDEX steps_completed_at_idx ON tasker.steps USING btree (completed_at) WHERE (completed_at IS NOT NULL);
 
 CREATE INDEX steps_failed_idx ON tasker.steps USING btree (task_id) WHERE ((status = 'error'::text) AND (claimable_at IS NULL));
+
+CREATE INDEX steps_group_idx ON tasker.steps USING btree (group_id, map_index) WHERE (group_id IS NOT NULL);
 
 CREATE INDEX steps_lease_idx ON tasker.steps USING btree (lease_expires_at) WHERE (status = 'in_progress'::text);
 

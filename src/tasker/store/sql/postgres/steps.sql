@@ -4,18 +4,22 @@
 INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds)
+    created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
+    max_items)
 SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
     r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
     r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
-    CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL THEN %(now)s::timestamptz END,
-    CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL THEN %(now)s::timestamptz END,
-    1, %(now)s, %(now)s, r.join_mode, r.branches, r.wait_for, r.wait_timeout_seconds
+    CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL AND r.map_path IS NULL
+         THEN %(now)s::timestamptz END,
+    CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL AND r.map_path IS NULL
+         THEN %(now)s::timestamptz END,
+    1, %(now)s, %(now)s, r.join_mode, r.branches, r.wait_for, r.wait_timeout_seconds,
+    r.map_path, r.max_items
 FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
     config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
     backoff_base_seconds double precision, backoff_max_seconds double precision,
     backoff_jitter double precision, total_parents integer, join_mode text, branches jsonb,
-    wait_for text, wait_timeout_seconds double precision)
+    wait_for text, wait_timeout_seconds double precision, map_path text, max_items integer)
 ORDER BY r.position
 RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
 
@@ -50,7 +54,7 @@ FROM picked
 WHERE s.id = picked.id
 RETURNING s.id, s.task_id, s.namespace, s.name, s.handler, s.config, s.attempts,
     s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count, s.total_parents,
-    s.wait_for, picked.status AS from_state, s.created_at, s.ready_at;
+    s.wait_for, s.map_item, s.map_index, picked.status AS from_state, s.created_at, s.ready_at;
 
 -- parent_results --
 -- Results of the parents of the given steps, by parent name.
@@ -89,7 +93,8 @@ SET status = r.status, results = r.results, error = r.error, retryable = r.retry
 FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, status text, results jsonb, error jsonb,
     retryable boolean, next_retry_at timestamptz, refund integer)
 WHERE s.id = r.id
-RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.max_attempts;
+RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.max_attempts,
+    s.group_id;
 
 -- release_children --
 -- Children of steps that just finished (step_ids complete or resolved, skipped_ids skipped) lose
@@ -99,7 +104,7 @@ UPDATE tasker.steps s
 SET remaining_parents = s.remaining_parents - e.n,
     skipped_parents = s.skipped_parents + e.n_skipped,
     claimable_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
-                             AND s.wait_for IS NULL
+                             AND s.wait_for IS NULL AND s.map_path IS NULL
                              AND CASE WHEN s.join_mode = 'any'
                                       THEN s.skipped_parents + e.n_skipped < s.total_parents
                                       ELSE s.skipped_parents + e.n_skipped = 0 END
@@ -117,7 +122,7 @@ FROM (SELECT to_step_id, count(*)::integer AS n,
 WHERE s.id = e.to_step_id
 RETURNING s.id, s.task_id, s.name, s.status, s.remaining_parents, s.skipped_parents,
     s.total_parents, s.join_mode, s.handler, s.retryable, s.wait_for, s.wait_timeout_seconds,
-    s.claimable_at;
+    s.claimable_at, s.map_path, s.max_items;
 
 -- skip_steps --
 -- Pending steps that will not run (a branch not taken, or their join rule) become skipped.
@@ -168,7 +173,7 @@ RETURNING s.id, s.task_id, s.name, s.transition_count, s.attempts, s.max_attempt
 -- Lock a task's steps, by name (all of them when names is null), for a manual change.
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
     skipped_parents, total_parents, join_mode, handler, branches, wait_for,
-    wait_timeout_seconds, claim_token, transition_count
+    wait_timeout_seconds, map_path, group_id, claim_token, transition_count
 FROM tasker.steps
 WHERE task_id = %(task_id)s AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
 ORDER BY id
@@ -184,7 +189,8 @@ SET status = r.to_state,
     error = CASE WHEN r.reset_attempts THEN NULL ELSE s.error END,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE s.next_retry_at END,
     claimable_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
-                             AND s.wait_for IS NULL THEN %(now)s::timestamptz END,
+                             AND s.wait_for IS NULL AND s.map_path IS NULL
+                        THEN %(now)s::timestamptz END,
     ready_at = CASE WHEN r.to_state = 'pending' AND s.remaining_parents = 0
                     THEN %(now)s::timestamptz ELSE s.ready_at END,
     wait_expires_at = NULL,

@@ -103,7 +103,7 @@ CREATE TABLE steps (
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     started_at            TEXT,
-    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT,
+    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT,
     UNIQUE (task_id, name)
 );
 
@@ -157,7 +157,7 @@ CREATE TABLE tasks (
     updated_at        TEXT NOT NULL,
     started_at        TEXT,
     completed_at      TEXT
-);
+, max_steps INTEGER);
 
 CREATE TABLE templates (
     id            INTEGER PRIMARY KEY,
@@ -200,6 +200,8 @@ CREATE INDEX steps_completed_at_idx ON steps (completed_at) WHERE completed_at I
 
 CREATE INDEX steps_failed_idx ON steps (task_id)
     WHERE status = 'error' AND claimable_at IS NULL;
+
+CREATE INDEX steps_group_idx ON steps (group_id, map_index) WHERE group_id IS NOT NULL;
 
 CREATE INDEX steps_lease_idx ON steps (lease_expires_at) WHERE status = 'in_progress';
 

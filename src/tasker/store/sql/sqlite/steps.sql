@@ -4,16 +4,20 @@
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds)
+    created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
+    max_items)
 SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
     value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
     value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
     value ->> '$.backoff_max_seconds', value ->> '$.backoff_jitter',
     value ->> '$.total_parents', value ->> '$.total_parents',
-    CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL THEN :now END,
-    CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL THEN :now END,
+    CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL
+         AND value ->> '$.map_path' IS NULL THEN :now END,
+    CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL
+         AND value ->> '$.map_path' IS NULL THEN :now END,
     1, :now, :now, value ->> '$.join_mode', nullif(value -> '$.branches', 'null'),
-    value ->> '$.wait_for', value ->> '$.wait_timeout_seconds'
+    value ->> '$.wait_for', value ->> '$.wait_timeout_seconds', value ->> '$.map_path',
+    value ->> '$.max_items'
 FROM json_each(:rows)
 ORDER BY value ->> '$.position'
 RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
@@ -50,7 +54,7 @@ WHERE id IN (
     LIMIT :limit
 )
 RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
-    timeout_seconds, claim_token, transition_count, total_parents, wait_for,
+    timeout_seconds, claim_token, transition_count, total_parents, wait_for, map_item, map_index,
     CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at, ready_at;
 
 -- parent_results --
@@ -94,7 +98,7 @@ FROM (SELECT value ->> '$.id' AS id, value ->> '$.status' AS status,
              value ->> '$.refund' AS refund
       FROM json_each(:rows)) AS r
 WHERE steps.id = r.id
-RETURNING id, task_id, name, status, transition_count, attempts, max_attempts;
+RETURNING id, task_id, name, status, transition_count, attempts, max_attempts, group_id;
 
 -- release_children --
 -- Children of steps that just finished (step_ids complete or resolved, skipped_ids skipped) lose
@@ -104,7 +108,7 @@ UPDATE steps
 SET remaining_parents = remaining_parents - e.n,
     skipped_parents = skipped_parents + e.n_skipped,
     claimable_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
-                             AND wait_for IS NULL
+                             AND wait_for IS NULL AND map_path IS NULL
                              AND CASE WHEN join_mode = 'any'
                                       THEN skipped_parents + e.n_skipped < total_parents
                                       ELSE skipped_parents + e.n_skipped = 0 END
@@ -120,7 +124,8 @@ FROM (SELECT to_step_id, count(*) AS n,
       GROUP BY to_step_id) AS e
 WHERE steps.id = e.to_step_id
 RETURNING id, task_id, name, status, remaining_parents, skipped_parents, total_parents,
-    join_mode, handler, retryable, wait_for, wait_timeout_seconds, claimable_at;
+    join_mode, handler, retryable, wait_for, wait_timeout_seconds, claimable_at, map_path,
+    max_items;
 
 -- skip_steps --
 -- Pending steps that will not run (a branch not taken, or their join rule) become skipped.
@@ -171,7 +176,7 @@ RETURNING id, task_id, name, transition_count, attempts, max_attempts;
 -- A task's steps, by name (all of them when names is null), for a manual change.
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
     skipped_parents, total_parents, join_mode, handler, branches, wait_for,
-    wait_timeout_seconds, claim_token, transition_count
+    wait_timeout_seconds, map_path, group_id, claim_token, transition_count
 FROM steps
 WHERE task_id = :task_id
   AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
@@ -187,7 +192,7 @@ SET status = r.to_state,
     error = CASE WHEN r.reset_attempts THEN NULL ELSE error END,
     next_retry_at = CASE WHEN r.reset_attempts THEN NULL ELSE next_retry_at END,
     claimable_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0
-                             AND wait_for IS NULL THEN :now END,
+                             AND wait_for IS NULL AND map_path IS NULL THEN :now END,
     ready_at = CASE WHEN r.to_state = 'pending' AND remaining_parents = 0 THEN :now
                     ELSE ready_at END,
     wait_expires_at = NULL,

@@ -19,6 +19,21 @@ ALTER TABLE tasker.steps ADD COLUMN wait_for text;
 ALTER TABLE tasker.steps ADD COLUMN wait_timeout_seconds double precision;
 ALTER TABLE tasker.steps ADD COLUMN wait_expires_at timestamptz;
 
+-- Map (fan-out decided at run time): a group step names a list in a parent's results
+-- (map_path: PARENT.KEY[.KEY...], at most max_items long); once its parents are done, one
+-- instance step per item is created with group_id, map_index and map_item. The group's own
+-- state is derived from its instances'.
+ALTER TABLE tasker.steps ADD COLUMN map_path text;
+ALTER TABLE tasker.steps ADD COLUMN max_items integer;
+ALTER TABLE tasker.steps ADD COLUMN group_id bigint;
+ALTER TABLE tasker.steps ADD COLUMN map_index integer;
+ALTER TABLE tasker.steps ADD COLUMN map_item jsonb;
+-- The most steps the task may have, map instances included (TASKER_MAX_TASK_STEPS).
+ALTER TABLE tasker.tasks ADD COLUMN max_steps integer;
+
+-- A group's instances, in item order.
+CREATE INDEX steps_group_idx ON tasker.steps (group_id, map_index) WHERE group_id IS NOT NULL;
+
 -- Signals delivered to a task, by name; one per name (a second must carry the same payload).
 CREATE TABLE tasker.task_signals (
     id          bigserial PRIMARY KEY,

@@ -24,6 +24,21 @@ ALTER TABLE steps ADD COLUMN wait_for TEXT;
 ALTER TABLE steps ADD COLUMN wait_timeout_seconds REAL;
 ALTER TABLE steps ADD COLUMN wait_expires_at TEXT;
 
+-- Map (fan-out decided at run time): a group step names a list in a parent's results
+-- (map_path: PARENT.KEY[.KEY...], at most max_items long); once its parents are done, one
+-- instance step per item is created with group_id, map_index and map_item. The group's own
+-- state is derived from its instances'.
+ALTER TABLE steps ADD COLUMN map_path TEXT;
+ALTER TABLE steps ADD COLUMN max_items INTEGER;
+ALTER TABLE steps ADD COLUMN group_id INTEGER;
+ALTER TABLE steps ADD COLUMN map_index INTEGER;
+ALTER TABLE steps ADD COLUMN map_item TEXT;
+-- The most steps the task may have, map instances included (TASKER_MAX_TASK_STEPS).
+ALTER TABLE tasks ADD COLUMN max_steps INTEGER;
+
+-- A group's instances, in item order.
+CREATE INDEX steps_group_idx ON steps (group_id, map_index) WHERE group_id IS NOT NULL;
+
 -- Signals delivered to a task, by name; one per name (a second must carry the same payload).
 CREATE TABLE task_signals (
     id          INTEGER PRIMARY KEY,
