@@ -20,9 +20,11 @@ def check_policy(step: StepContext) -> dict[str, Any]:
 
 
 def manager_approval(step: StepContext) -> dict[str, Any]:
-    if step.results["check_policy"]["approved_automatically"]:
-        return {"approver": "policy"}
-    return {"approver": "manager"}
+    """Runs once the signal `approval` came: its payload is ``step.signal``."""
+    decision = step.signal if isinstance(step.signal, dict) else {}
+    if not decision.get("approved"):
+        raise PermanentError(f"rejected by {decision.get('by', 'the manager')}")
+    return {"approver": decision.get("by", "manager")}
 
 
 def notify(step: StepContext) -> dict[str, Any]:

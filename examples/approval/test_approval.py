@@ -1,4 +1,5 @@
-"""The expense approval: a permanent failure ends the task at once."""
+"""The expense approval: it waits for a manager's signal; a permanent failure ends the
+task at once."""
 
 from __future__ import annotations
 
@@ -23,19 +24,29 @@ def expense(amount_cents: int) -> dict[str, object]:
     return {"request_id": 7, "employee": "grace@example.com", "amount_cents": amount_cents}
 
 
-def test_a_small_expense_is_approved_by_policy() -> None:
-    run = run_task(TEMPLATE, expense(2_000))
+def test_an_expense_waits_for_the_manager_and_is_approved() -> None:
+    run = run_task(TEMPLATE, expense(2_000), signals={"approval": {"approved": True, "by": "ann"}})
 
     assert_complete(run)
     assert_each_step_succeeded_once(run)
-    assert run.results("notify") == {"to": "grace@example.com", "message": "approved by policy"}
+    assert run.results("notify") == {"to": "grace@example.com", "message": "approved by ann"}
+    assert len(run.events_named("step.signal_received")) == 1
 
 
-def test_a_larger_expense_needs_the_manager() -> None:
-    run = run_task(TEMPLATE, expense(200_000))
+def test_without_the_signal_the_task_waits() -> None:
+    run = run_task(TEMPLATE, expense(2_000))
 
-    assert_complete(run)
-    assert run.results("manager_approval") == {"approver": "manager"}
+    assert_status(run, "in_progress")
+    assert run.steps["manager_approval"]["status"] == "pending"
+    assert_attempts(run, {"submit": 1, "check_policy": 1, "manager_approval": 0, "notify": 0})
+
+
+def test_a_rejection_fails_the_request_for_good() -> None:
+    run = run_task(TEMPLATE, expense(200_000), signals={"approval": {"approved": False}})
+
+    assert_status(run, "error")
+    assert run.steps["manager_approval"]["error"]["message"] == "rejected by the manager"
+    assert_attempts(run, {"manager_approval": 1, "notify": 0})
 
 
 def test_an_expense_over_the_limit_fails_permanently_without_retries() -> None:

@@ -1,5 +1,5 @@
-"""Handlers of ``analytics/daily_etl`` (daily_etl.yaml). One ``clean`` handler serves the
-four parallel steps, each told its table by ``config``."""
+"""Handlers of ``analytics/daily_etl`` (daily_etl.yaml). ``extract`` finds the export's
+files; ``clean`` runs once per file (``step.item``); ``load`` gets every result."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ def extract(step: StepContext) -> dict[str, Any]:
     missing = [table for table in TABLES if table not in rows]
     if missing:
         raise PermanentError(f"export of {step.context['date']} lacks {', '.join(missing)}")
-    return {"date": step.context["date"], "rows": {table: rows[table] for table in TABLES}}
+    files = [{"table": table, "rows": rows[table]} for table in sorted(rows)]
+    return {"date": step.context["date"], "files": files}
 
 
 def clean(step: StepContext) -> dict[str, Any]:
-    table = step.config["table"]
-    rows = step.results["extract"]["rows"][table]
+    table, rows = step.item["table"], step.item["rows"]
     rejected = rows // 100  # one row in a hundred fails validation
     return {"table": table, "rows": rows - rejected, "rejected": rejected}
 
 
 def load(step: StepContext) -> dict[str, Any]:
-    # results holds all four parents, by step name
-    cleaned = {r["table"]: r["rows"] for r in step.results.values()}
-    return {"date": step.context["date"], "loaded": dict(sorted(cleaned.items()))}
+    # the results of every clean instance, in the order extract listed the files
+    cleaned = {r["table"]: r["rows"] for r in step.results["clean"]}
+    return {"date": step.context["date"], "loaded": cleaned}

@@ -2,11 +2,14 @@
 
 Nothing is faked: a real worker (the one ``tasker worker`` runs) claims the steps from
 a SQLite file, retries the flaky payment with real backoff (0.1 s base, so it takes
-well under a second) and finalizes each task; the live view reads the database.
+well under a second) and finalizes each task; the live view reads the database. One
+expense waits for its manager's signal, which the demo sends after a moment, as a
+person would with ``tasker task signal``.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -25,12 +28,14 @@ from tasker.engine.creation import TaskRequest
 from tasker.examples import TEMPLATES_DIRECTORY
 from tasker.facade import Tasker
 from tasker.runtime.worker import Worker, WorkerOptions
+from tasker.states import SETTLED
 
 DEFAULT_DIRECTORY = Path(".tasker-demo")
 DATABASE_FILE = "tasker.db"
 WORK_SECONDS = 0.25  # what each example step "works", so the live view has time to show it
 REFRESH_SECONDS = 0.1
 DEADLINE_SECONDS = 60.0
+SIGNAL_DELAY_SECONDS = 0.5  # how long the approval visibly waits before the demo signals
 
 STYLES = {
     "pending": "dim",
@@ -39,6 +44,7 @@ STYLES = {
     "error": "bold red",
     "cancelled": "magenta",
     "resolved_manually": "cyan",
+    "skipped": "dim",
 }
 
 
@@ -51,6 +57,8 @@ class Example:
     context: dict[str, Any]
     expected_status: str
     shows: str
+    # Sent as the signal `approval` once the task waits for it (None: never sent).
+    approval: dict[str, Any] | None = None
 
 
 EXAMPLES = (
@@ -78,6 +86,14 @@ EXAMPLES = (
     Example(
         "Expense approval",
         "expense_approval",
+        {"request_id": 76, "employee": "alan@example.com", "amount_cents": 42_000},
+        "complete",
+        "a step that waits for a manager's signal",
+        approval={"approved": True, "by": "ann@example.com"},
+    ),
+    Example(
+        "Expense over the limit",
+        "expense_approval",
         {"request_id": 77, "employee": "grace@example.com", "amount_cents": 2_500_000},
         "error",
         "a permanent failure: no retries, later steps never run",
@@ -86,7 +102,7 @@ EXAMPLES = (
 
 
 def run_demo(directory: Path | None = None) -> int:
-    """Run the three example workflows in ``directory`` (default ``./.tasker-demo``, its
+    """Run the example workflows (four tasks of three templates) in ``directory`` (default ``./.tasker-demo``, its
     database recreated each run). Returns 0 when each ended as designed, else 1."""
     directory = directory if directory is not None else DEFAULT_DIRECTORY
     console = Console(highlight=False)
@@ -136,7 +152,7 @@ def _fresh_database_url(directory: Path) -> str:
 def _run_with_live_view(app: Tasker, task_ids: list[int], console: Console) -> None:
     worker = Worker(
         app,
-        WorkerOptions(concurrency=8, burst=True, poll_interval_seconds=0.02, grace_seconds=5.0),
+        WorkerOptions(concurrency=8, poll_interval_seconds=0.02, grace_seconds=5.0),
         worker_id="tasker-demo",
     )
     failure: list[BaseException] = []
@@ -149,16 +165,42 @@ def _run_with_live_view(app: Tasker, task_ids: list[int], console: Console) -> N
 
     thread = threading.Thread(target=work, name="tasker-demo-worker", daemon=True)
     deadline = time.monotonic() + DEADLINE_SECONDS
+    approvals = {
+        task_id: example.approval
+        for example, task_id in zip(EXAMPLES, task_ids, strict=True)
+        if example.approval is not None
+    }
+    waiting_since: dict[int, float] = {}
+    sent: list[str] = []
     with Live(_progress(app, task_ids), console=console, auto_refresh=False) as live:
         thread.start()
         while thread.is_alive():
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or all(
+                app.task_status(task_id) in SETTLED for task_id in task_ids
+            ):
                 worker.stop()
+            for task_id in list(approvals):
+                if _waits_for_approval(app, task_id):
+                    since = waiting_since.setdefault(task_id, time.monotonic())
+                    if time.monotonic() - since >= SIGNAL_DELAY_SECONDS:
+                        payload = approvals.pop(task_id)
+                        app.signal_task(task_id, "approval", payload, actor="tasker demo")
+                        sent.append(
+                            f"Sent the signal approval {json.dumps(payload)} to task {task_id}, "
+                            f"which had waited {time.monotonic() - since:.1f} s for it "
+                            f"(as: tasker task signal {task_id} approval --payload '...')"
+                        )
             live.update(_progress(app, task_ids), refresh=True)
             thread.join(REFRESH_SECONDS)
         live.update(_progress(app, task_ids), refresh=True)
+    for line in sent:
+        console.print(f"\n{line}", markup=False, soft_wrap=True)
     if failure:
         raise failure[0]
+
+
+def _waits_for_approval(app: Tasker, task_id: int) -> bool:
+    return any(row.blocking_reason == "waiting_for_signal" for row in app.readiness(task_id))
 
 
 def _progress(app: Tasker, task_ids: list[int]) -> Table:
@@ -208,7 +250,8 @@ def _summary(tasks: list[dict[str, Any]], durations: list[float]) -> Table:
         steps = task["steps"]
         done = sum(1 for s in steps if s["status"] == "complete")
         failed = sum(1 for s in steps if s["status"] == "error")
-        not_run = sum(1 for s in steps if s["attempts"] == 0)
+        # A map group runs nothing itself: only its instances do.
+        not_run = sum(1 for s in steps if s["attempts"] == 0 and s["map"] is None)
         parts = [f"{done}/{len(steps)} complete"]
         if failed:
             parts.append(f"{failed} failed")
@@ -238,7 +281,17 @@ def _print_outcomes(console: Console, tasks: list[dict[str, Any]]) -> bool:
             )
         elif example.name == "data_pipeline":
             loaded = (steps["load"]["results"] or {}).get("loaded_rows")
-            detail = f"4 transforms ran in parallel between extract and load; {loaded} rows loaded"
+            count = (steps["transform"]["instances"] or {}).get("total")
+            detail = (
+                f"extract found {count} data sets, one transform ran per data set in "
+                f"parallel (a map); {loaded} rows loaded"
+            )
+        elif example.approval is not None:
+            approval = steps["manager_approval"]
+            detail = (
+                f"manager_approval waited for the signal approval, then ran with it: "
+                f"approved by {(approval['results'] or {}).get('approved_by')}"
+            )
         else:
             failed = next((s for s in task["steps"] if s["status"] == "error"), None)
             error = (failed or {}).get("error") or {}

@@ -30,7 +30,7 @@ def tasker_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_runs_the_three_examples_and_shows_their_outcomes(tmp_path: Path) -> None:
+def test_demo_runs_the_examples_and_shows_their_outcomes(tmp_path: Path) -> None:
     # Given an empty directory
     demo_dir = tmp_path / "demo"
 
@@ -47,8 +47,11 @@ def test_demo_runs_the_three_examples_and_shows_their_outcomes(tmp_path: Path) -
         assert "[ok] E-commerce order (ecommerce_order): complete" in out
         assert "charge succeeded on attempt 3" in out
         assert "[ok] Data pipeline (data_pipeline): complete" in out
-        assert "4 transforms ran in parallel" in out
-        assert "[ok] Expense approval (expense_approval): error" in out
+        assert "extract found 4 data sets, one transform ran per data set" in out
+        assert "[ok] Expense approval (expense_approval): complete" in out
+        assert "manager_approval waited for the signal approval" in out
+        assert "Sent the signal approval" in out
+        assert "[ok] Expense over the limit (expense_approval): error" in out
         assert "check_policy failed permanently after 1 attempt (PermanentError" in out
         assert "never ran: manager_approval, notify" in out
         assert "Summary" in out
@@ -66,7 +69,7 @@ def test_demo_runs_the_three_examples_and_shows_their_outcomes(tmp_path: Path) -
     attempts = {step["name"]: step["attempts"] for step in task["steps"]}
     assert attempts == {"validate": 1, "reserve": 1, "charge": 3, "ship": 1, "notify": 1}
     listed = tasker_cli("--database-url", url, "task", "list", "--json", cwd=tmp_path)
-    assert [t["id"] for t in json.loads(listed.stdout)] == [3, 2, 1]
+    assert [t["id"] for t in json.loads(listed.stdout)] == [4, 3, 2, 1]
 
 
 def test_run_demo_is_callable_from_python(tmp_path: Path) -> None:
@@ -82,4 +85,4 @@ def test_run_demo_is_callable_from_python(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("[ok]") == 3
+    assert result.stdout.count("[ok]") == 4

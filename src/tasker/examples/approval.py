@@ -1,4 +1,5 @@
-"""Handlers of ``examples/expense_approval``: a policy check that can fail for good."""
+"""Handlers of ``examples/expense_approval``: a policy check that can fail for good, and a
+manager's decision that arrives as a signal."""
 
 from __future__ import annotations
 
@@ -29,8 +30,13 @@ def check_policy(step: StepContext) -> dict[str, Any]:
 
 
 def manager_approval(step: StepContext) -> dict[str, Any]:
+    """Runs once the manager's signal `approval` came; its payload is ``step.signal``."""
     simulate_work(step)
-    return {"approved_by": "manager", "request_id": step.context["request_id"]}
+    decision = step.signal if isinstance(step.signal, dict) else {}
+    by = decision.get("by", "the manager")
+    if not decision.get("approved"):
+        raise PermanentError(f"rejected by {by}")
+    return {"approved_by": by, "request_id": step.context["request_id"]}
 
 
 def notify(step: StepContext) -> dict[str, Any]:

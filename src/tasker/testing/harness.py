@@ -83,6 +83,7 @@ def run_task(
     database_url: str | None = None,
     clock: Clock | None = None,
     registry: TemplateRegistry | None = None,
+    signals: Mapping[str, Any] | None = None,
 ) -> TaskRun:
     """Create a task of ``template`` with ``context`` and run it here until it is final.
 
@@ -94,6 +95,9 @@ def run_task(
         SQLite file.
     clock: default a new FakeClock; a SystemClock makes backoff really wait.
     registry: register the template in this registry instead of a new one.
+    signals: ``{signal name: payload}`` delivered as soon as the task exists; a step that
+        waits for one uses it when its parents are done (``wait_for``). A step waiting
+        for a signal not given leaves the task ``in_progress``.
     """
     registry = registry if registry is not None else TemplateRegistry()
     definition = _register(template, plans or {}, registry)
@@ -109,6 +113,8 @@ def run_task(
                 version=definition.version,
             )
         )
+        for name, payload in (signals or {}).items():
+            app.signal_task(task_id, name, payload, actor="test")
         status = run_until_final(app, task_id)
         return _snapshot(app, task_id, status, definition, database_url)
 
