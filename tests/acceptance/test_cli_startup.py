@@ -65,6 +65,8 @@ def test_read_commands_import_only_what_they_use(cli: Cli, tasker: Tasker, db_ur
         ("task", "list"): forbidden,
         ("events", "tail"): forbidden,
         ("db", "status"): forbidden,
+        ("health",): forbidden,
+        ("workers", "--json"): forbidden,
         # Reading template files takes PyYAML and checking their schemas jsonschema.
         ("templates", "list"): tuple(m for m in forbidden if m not in ("yaml", "jsonschema")),
     }

@@ -2,7 +2,7 @@
 opening Tasker, the actor name, JSON input and output, and turning errors into exit codes.
 
 Exit codes (README.md, the tour): 0 success, 1 the task ended in ``error``/``cancelled``,
-2 bad input or usage, 3 cannot reach the database.
+2 bad input or usage, 3 cannot reach the database, 4 ``--wait --timeout`` ran out first.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ EXIT_OK = 0
 EXIT_TASK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
+EXIT_TIMED_OUT = 4  # `task create --wait --timeout`: the task is not final yet, and may be later
 
 # Final task states, and which of them count as success for the exit code.
 
@@ -149,14 +150,37 @@ def parse_json_option(value: str | None, option: str) -> Any:
         raise ValidationError(f"{option} is nested deeper than {MAX_DEPTH} levels") from None
 
 
-def parse_context(value: str) -> dict[str, Any]:
-    context = parse_json_option(value, "--context")
+def parse_context(value: str, option: str = "--context") -> dict[str, Any]:
+    context = parse_json_option(value, option)
     if not isinstance(context, dict):
         raise ValidationError(
-            "--context must be a JSON object",
+            f"{option} must be a JSON object",
             errors=[f"$: expected an object, got {type(context).__name__}"],
         )
     return context
+
+
+def read_context(context: str | None, context_file: Path | None) -> dict[str, Any]:
+    """The task context from ``--context JSON`` (``-``: read standard input) or
+    ``--context-file PATH`` (``-`` too), at most one of them; ``{}`` when neither."""
+    if context is not None and context_file is not None:
+        raise ValidationError("give --context or --context-file, not both")
+    if context_file is not None:
+        option = f"--context-file {context_file}"
+        return parse_context(_read_text(context_file, option), option)
+    if context == "-":
+        return parse_context(_read_text(Path("-"), "--context -"), "--context - (stdin)")
+    return parse_context(context if context is not None else "{}")
+
+
+def _read_text(path: Path, option: str) -> str:
+    try:
+        if str(path) == "-":
+            return sys.stdin.read()
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValidationError(f"cannot read {option}: {reason}") from None
 
 
 def print_json(value: Any) -> None:
@@ -164,10 +188,18 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2) + "\n")
 
 
+PIPED_WIDTH = 10_000
+"""Columns Rich may use when stdout is not a terminal and COLUMNS is unset: tables and
+trees keep their natural width instead of wrapping words at Rich's default of 80."""
+
+
 def stdout_console() -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPED_WIDTH
+    return console
 
 
 def info(message: str) -> None:
@@ -276,6 +308,19 @@ TaskIdArgument = Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Task id.
 
 # Options shared by `task create` and `run`.
 TemplateNameArgument = Annotated[str, typer.Argument(help="Template name.")]
-ContextOption = Annotated[str, typer.Option(help="The task context, a JSON object.")]
+ContextOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The task context, a JSON object; - reads it from stdin.", show_default=False
+    ),
+]
+ContextFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--context-file",
+        help="Read the task context from this JSON file (- for stdin).",
+        show_default=False,
+    ),
+]
 NamespaceOption = Annotated[str, typer.Option(help="Template namespace.")]
 VersionOption = Annotated[str | None, typer.Option(help="Template version (default: the highest).")]

@@ -98,6 +98,8 @@ class _RootGroup(TyperGroup):
         "step": _group("step"),
         "events": _group("events"),
         "auth": _group("auth"),
+        "workers": _single("workers", "health", "workers_command"),
+        "health": _single("health", "health", "health_command"),
         "serve": _serve_command,
     }
 
@@ -174,9 +176,11 @@ def _run(argv: list[str] | None, failures: common.ConnectionFailures) -> int:
         # the command they are about (`ctx`, public on them though their class is not).
         ctx = getattr(exc, "ctx", None)
         message = exc.format_message()
-        if ctx is not None and message == ctx.get_help():
-            # `tasker task` alone: no_args_is_help raises with the help as its message.
-            typer.echo(message, err=True)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # its class is private, as Typer checks
+            # `tasker task` alone. Typer's rich help prints itself while the error is made
+            # (its message is then empty); plain help is the message.
+            if message.strip():
+                typer.echo(message, err=True)
             return common.EXIT_USAGE
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         typer.echo(f"error: {common.one_line(message)}{hint}", err=True)

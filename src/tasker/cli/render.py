@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -79,3 +80,12 @@ def error_summary(error: Any) -> str:
     if not isinstance(error, Mapping):
         return str(error)
     return f"{error.get('class', 'Error')}: {error.get('message', '')}"
+
+
+RESULT_PREVIEW_CHARS = 80
+
+
+def result_preview(results: Any, limit: int = RESULT_PREVIEW_CHARS) -> str:
+    """A step's results as compact JSON on one line, cut to ``limit`` characters with "…"."""
+    text = json.dumps(results, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -15,7 +15,8 @@ from tasker.engine.creation import TaskRequest
 def run_command(
     ctx: typer.Context,
     name: common.TemplateNameArgument,
-    context: common.ContextOption = "{}",
+    context: common.ContextOption = None,
+    context_file: common.ContextFileOption = None,
     namespace: common.NamespaceOption = "default",
     version: common.VersionOption = None,
     as_json: Annotated[
@@ -29,7 +30,10 @@ def run_command(
     from tasker.runtime.runner import run_until_final
 
     request = TaskRequest(
-        name=name, context=common.parse_context(context), namespace=namespace, version=version
+        name=name,
+        context=common.read_context(context, context_file),
+        namespace=namespace,
+        version=version,
     )
     console, live = progress_console(as_json)
     with common.open_tasker(ctx, with_templates=True) as tasker:

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from tasker.cli import common
-from tasker.cli.render import dag_tree, error_summary, state_text, table, when
+from tasker.cli.render import dag_tree, error_summary, result_preview, state_text, table, when
+from tasker.cli.waiting import unserved_hint, wait_for_final
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import TemplateNotFound, ValidationError
 from tasker.facade import Tasker
-from tasker.states import SETTLED, State
+from tasker.states import State
 from tasker.store.readiness import StepReadiness
 
 app = typer.Typer(name="task", help="Create, inspect and recover tasks.", no_args_is_help=True)
-
-WAIT_POLL_SECONDS = 0.25  # one cheap read per poll; short enough to feel immediate
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the contract's JSON.")]
 ReasonOption = Annotated[str | None, typer.Option(help="Why; stored in the transition history.")]
@@ -30,7 +28,8 @@ ReasonOption = Annotated[str | None, typer.Option(help="Why; stored in the trans
 def create_command(
     ctx: typer.Context,
     name: common.TemplateNameArgument,
-    context: common.ContextOption = "{}",
+    context: common.ContextOption = None,
+    context_file: common.ContextFileOption = None,
     namespace: common.NamespaceOption = "default",
     version: common.VersionOption = None,
     idempotency_key: Annotated[
@@ -49,13 +48,24 @@ def create_command(
             "--wait", help="Wait until the task is final (needs a running `tasker worker`)."
         ),
     ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=common.MAX_DURATION_SECONDS,
+            help="With --wait: give up after SECONDS (exit 4).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a task and print its id. Exit 2 on an invalid context or an idempotency
-    conflict; with --wait, exit 0 when the task completes and 1 when it fails."""
+    conflict; with --wait, exit 0 when the task completes, 1 when it fails, and 4 when
+    --timeout SECONDS pass first (the task goes on)."""
+    if timeout is not None and not wait:
+        raise ValidationError("--timeout needs --wait")
     request = TaskRequest(
         name=name,
-        context=common.parse_context(context),
+        context=common.read_context(context, context_file),
         namespace=namespace,
         version=version,
         idempotency_key=idempotency_key,
@@ -77,28 +87,14 @@ def create_command(
             else:
                 typer.echo(task_id)
             return
-        task = wait_for_final(tasker, task_id, json_output=as_json)
+        if hint := unserved_hint(tasker, tasker.template(name, namespace, version)):
+            common.info(hint)
+        task = wait_for_final(tasker, task_id, json_output=as_json, timeout_seconds=timeout)
+    if task is None:
+        raise typer.Exit(common.EXIT_TIMED_OUT)
     if as_json:
         common.print_json(task)
     raise typer.Exit(common.exit_code_for(task["status"]))
-
-
-def wait_for_final(tasker: Tasker, task_id: int, *, json_output: bool) -> dict[str, Any]:
-    """Poll until the task is final, showing progress; returns the final task JSON."""
-    from tasker.cli.progress import TaskProgress, print_summary, progress_console
-
-    console, live = progress_console(json_output)
-    started = time.monotonic()
-    with TaskProgress(console, live=live) as progress:
-        while True:
-            task = tasker.get_task(task_id)
-            progress.update(task)
-            if task["status"] in SETTLED:
-                break
-            time.sleep(WAIT_POLL_SECONDS)
-    if not json_output:
-        print_summary(common.stdout_console(), task, time.monotonic() - started)
-    return task
 
 
 @app.command("list")
@@ -207,6 +203,8 @@ def show_command(
             text.append("  ready", style="green")
         if step["error"]:
             text.append(f"  {error_summary(step['error'])}", style="red")
+        if step["results"] is not None:  # whole in --json
+            text.append(f"  results {result_preview(step['results'])}", style="dim")
         return text
 
     console.print(
