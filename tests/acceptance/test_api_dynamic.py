@@ -61,6 +61,10 @@ def test_a_routed_task_waits_for_its_signal_then_completes(
         "approve": "waiting_for_signal",
         "ship": "dependencies_not_satisfied",
     }
+    shown = api.cli("task", "show", str(task_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "waiting for signal approval" in shown.stdout
+    assert "standard  skipped" in shown.stdout
     # When the approval is posted, Then it is 201 and releases the step
     sent = client.post(f"/v1/tasks/{task_id}/signals/approval", json={"by": "ann"})
     assert sent.status_code == 201, sent.text

@@ -17,6 +17,7 @@ STATE_STYLES = {
     "error": "red",
     "cancelled": "magenta",
     "resolved_manually": "cyan",
+    "skipped": "dim",
 }
 
 

@@ -11,6 +11,8 @@ from rich.text import Text
 from tasker.cli import common
 from tasker.cli.render import dag_tree, error_summary, result_preview, state_text, table, when
 from tasker.cli.waiting import unserved_hint, wait_for_final
+
+SHOWN_INSTANCES = 10  # map instances drawn under their group by `task show`
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import TemplateNotFound, ValidationError
@@ -183,6 +185,16 @@ def show_command(
     )
     steps = {step["name"]: step for step in task["steps"]}
     step_levels = {step["name"]: levels.get(step["id"], 0) for step in task["steps"]}
+    # Map instances are drawn under their group, the first few of each only.
+    depends_on = {name: step["depends_on"] for name, step in steps.items()}
+    shown: list[str] = []
+    for name, step in steps.items():
+        if step["group"] is None:
+            shown.append(name)
+        elif step["index"] < SHOWN_INSTANCES:
+            depends_on[name] = [step["group"]]
+            step_levels[name] = step_levels[step["group"]] + 1
+            shown.append(name)
 
     def label(step_name: str) -> Text:
         step = steps[step_name]
@@ -195,9 +207,19 @@ def show_command(
         if step["next_retry_at"]:
             text.append(f"  next retry {step['next_retry_at']}", style="yellow")
         row = readiness.get(step_name)
-        if step_name in unserved:
+        if step["map"] is not None:
+            text.append(f"  map over {step['map']}", style="cyan")
+            if step["instances"]:
+                total = step["instances"]["total"]
+                counts = ", ".join(f"{n} {k}" for k, n in step["instances"].items() if k != "total")
+                text.append(f": {total} instances ({counts or 'none'})", style="cyan")
+                if total > SHOWN_INSTANCES:
+                    text.append(f", the first {SHOWN_INSTANCES} below (--json: all)", style="dim")
+        if row is not None and row.blocking_reason == "waiting_for_signal":
+            text.append(f"  waiting for signal {step['wait_for']}", style="yellow")
+        elif step_name in unserved:
             text.append(f"  blocked: no live worker serves handler {unserved[step_name]}")
-        elif row is not None and row.blocking_reason and row.blocking_reason != "finished":
+        elif row is not None and row.blocking_reason not in (None, "finished", "skipped"):
             text.append(f"  blocked: {row.blocking_reason}", style="dim")
         elif row is not None and row.ready_for_execution:
             text.append("  ready", style="green")
@@ -210,8 +232,8 @@ def show_command(
     console.print(
         dag_tree(
             Text("steps (L = dependency level)"),
-            list(steps),
-            {name: step["depends_on"] for name, step in steps.items()},
+            shown,
+            depends_on,
             step_levels,
             label,
         ),
