@@ -102,8 +102,9 @@ EXAMPLES = (
 
 
 def run_demo(directory: Path | None = None) -> int:
-    """Run the example workflows (four tasks of three templates) in ``directory`` (default ``./.tasker-demo``, its
-    database recreated each run). Returns 0 when each ended as designed, else 1."""
+    """Run the example workflows (four tasks of three templates) in ``directory``
+    (default ``./.tasker-demo``, its database recreated each run). Returns 0 when each
+    ended as designed, else 1."""
     directory = directory if directory is not None else DEFAULT_DIRECTORY
     console = Console(highlight=False)
     if not console.is_terminal:

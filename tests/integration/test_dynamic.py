@@ -164,7 +164,7 @@ def test_resolving_a_branching_step_by_hand_takes_a_branch(
     task_id, _ = tasker.create_task(TaskRequest("router", {}, namespace="orders"))
     assert run_until_final(tasker, task_id) == "error"
     # When an operator resolves it without a branch, Then that is refused, naming --branch
-    with pytest.raises(ValidationError, match="express, standard.*--branch"):
+    with pytest.raises(ValidationError, match=r"express, standard.*--branch"):
         tasker.resolve_step(task_id, "route", reason="by hand")
     with pytest.raises(ValidationError, match="'air', not a branch"):
         tasker.resolve_step(task_id, "route", reason="by hand", branch=("air",))

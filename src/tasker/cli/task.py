@@ -11,14 +11,14 @@ from rich.text import Text
 from tasker.cli import common
 from tasker.cli.render import dag_tree, error_summary, result_preview, state_text, table, when
 from tasker.cli.waiting import unserved_hint, wait_for_final
-
-SHOWN_INSTANCES = 10  # map instances drawn under their group by `task show`
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import TemplateNotFound, ValidationError
 from tasker.facade import Tasker
 from tasker.states import State
 from tasker.store.readiness import StepReadiness
+
+SHOWN_INSTANCES = 10  # map instances drawn under their group by `task show`
 
 app = typer.Typer(name="task", help="Create, inspect and recover tasks.", no_args_is_help=True)
 
