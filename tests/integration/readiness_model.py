@@ -22,6 +22,7 @@ from tasker.store.readiness import StepReadiness, TaskExecutionContext
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 DONE = frozenset({"complete", "resolved_manually"})
+FINISHED = DONE | {"skipped"}  # a finished parent: counts towards a step's release
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,9 @@ class StepSpec:
     completed_at: datetime | None = None
     lease_expires_at: datetime | None = None
     updated_at: datetime | None = None
+    join: str = "all"  # the join rule over skipped parents ("all" or "any")
+    wait_for: str | None = None  # the signal it waits for, once its parents are done
+    signalled: bool = False  # whether that signal has come
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,23 @@ class Inserted:
 
 
 def remaining_parents(task: TaskSpec, position: int) -> int:
-    """Parents not complete/resolved_manually, as the engine keeps the counter."""
-    return sum(task.steps[p].status not in DONE for p in task.steps[position].parents)
+    """Parents not finished (complete, resolved or skipped), as the engine keeps the counter."""
+    return sum(task.steps[p].status not in FINISHED for p in task.steps[position].parents)
+
+
+def skipped_parents(task: TaskSpec, position: int) -> int:
+    return sum(task.steps[p].status == "skipped" for p in task.steps[position].parents)
 
 
 def claimable_at(task: TaskSpec, position: int) -> datetime | None:
     """When the engine lets a worker claim the step, or None while it may not be claimed."""
     step = task.steps[position]
-    if step.status == "pending" and remaining_parents(task, position) == 0:
+    released = remaining_parents(task, position) == 0 and (
+        skipped_parents(task, position) < len(step.parents)
+        if step.join == "any"
+        else skipped_parents(task, position) == 0
+    )
+    if step.status == "pending" and released and (step.wait_for is None or step.signalled):
         finished = [task.steps[p].completed_at for p in step.parents]
         return max((t for t in finished if t is not None), default=task.created_at)
     if step.status == "error" and step.retryable and step.attempts < step.max_attempts:
@@ -88,14 +101,19 @@ def expected_readiness(
         if positions is not None and position not in positions:
             continue
         done = sum(task.steps[p].status in DONE for p in step.parents)
-        satisfied = done == len(step.parents)
+        skipped = sum(task.steps[p].status == "skipped" for p in step.parents)
+        if step.join == "any":
+            satisfied = not step.parents or (done + skipped == len(step.parents) and done > 0)
+        else:
+            satisfied = done == len(step.parents)
+        signal_missing = step.wait_for is not None and not step.signalled
         eligible = (
             step.status == "error"
             and step.retryable
             and step.attempts < step.max_attempts
             and (step.next_retry_at is None or step.next_retry_at <= now)
         )
-        ready = satisfied and (step.status == "pending" or eligible)
+        ready = satisfied and ((step.status == "pending" and not signal_missing) or eligible)
         rows.append(
             StepReadiness(
                 workflow_step_id=ids.step_ids[position],
@@ -111,16 +129,18 @@ def expected_readiness(
                 max_attempts=step.max_attempts,
                 next_retry_at=step.next_retry_at,
                 last_attempted_at=step.last_attempted_at,
-                blocking_reason=None if ready else blocking_reason(step, eligible),
+                blocking_reason=None
+                if ready
+                else blocking_reason(step, eligible, satisfied and signal_missing),
             )
         )
     return rows
 
 
-def blocking_reason(step: StepSpec, eligible: bool) -> str:
+def blocking_reason(step: StepSpec, eligible: bool, waiting_for_signal: bool = False) -> str:
     if step.status in DONE:
         return "finished"
-    if step.status in ("cancelled", "in_progress"):
+    if step.status in ("skipped", "cancelled", "in_progress"):
         return step.status
     if step.status == "error" and not step.retryable:
         return "not_retryable"
@@ -128,6 +148,8 @@ def blocking_reason(step: StepSpec, eligible: bool) -> str:
         return "retries_exhausted"
     if step.status == "error" and not eligible:
         return "waiting_for_backoff"
+    if step.status == "pending" and waiting_for_signal:
+        return "waiting_for_signal"
     return "dependencies_not_satisfied"
 
 
@@ -135,7 +157,7 @@ def expected_context(task: TaskSpec, ids: Inserted, now: datetime) -> TaskExecut
     rows = expected_readiness(task, ids, now)
     states = [r.current_state for r in rows]
     reasons = [r.blocking_reason for r in rows]
-    total, done = len(rows), sum(s in DONE for s in states)
+    total, done = len(rows), sum(s in FINISHED for s in states)
     ready = sum(r.ready_for_execution for r in rows)
     running, failed = states.count("in_progress"), states.count("error")
     if task.status == "cancelled":
@@ -217,12 +239,31 @@ def task_specs(draw: st.DrawFn, now: datetime = NOW) -> TaskSpec:
                 st.lists(st.integers(0, position - 1), unique=True, max_size=min(position, 4))
             )
             parents = tuple(sorted(chosen))
-        # A step leaves pending only once every parent is done; cancelling the task
-        # cancels waiting steps too, so cancelled is reachable from any pending step.
-        can_start = all(steps[p].status in DONE for p in parents)
-        choices = startable if can_start else ["pending"] * 4 + ["cancelled"]
+        join = draw(st.sampled_from(["all", "all", "any"])) if parents else "all"
+        wait_for = draw(st.sampled_from([None, None, None, f"sig{position}"]))
+        signalled = wait_for is not None and draw(st.booleans())
+        states = [steps[p].status for p in parents]
+        done, skipped = sum(s in DONE for s in states), states.count("skipped")
+        # The join rules: skipped parents skip a step at once (all: one of them; any:
+        # all of them, once every parent finished). A step leaves pending only once its
+        # parents let it (all: every one done; any: all finished, one done) and its
+        # signal, if it waits for one, came. A branch not taken skips a released child.
+        # Cancelling the task cancels waiting steps, so cancelled is reachable from pending.
+        if join == "all":
+            must_skip = skipped > 0
+            released = done == len(parents)
+        else:
+            must_skip = parents != () and skipped == len(parents)
+            released = not parents or (done + skipped == len(parents) and done > 0)
+        if must_skip:
+            choices = ["skipped"]
+        elif released and (wait_for is None or signalled):
+            choices = startable + (["skipped"] if parents else [])
+        else:
+            choices = ["pending"] * 4 + ["cancelled"]
         status = draw(st.sampled_from(choices))
-        steps.append(draw(_step_in(status, f"s{position}", parents, now)))
+        step = draw(_step_in(status, f"s{position}", parents, now))
+        steps.append(replace(step, join=join, wait_for=wait_for, signalled=signalled))
     return TaskSpec(steps=tuple(steps), status=draw(_task_status(steps)))
 
 
@@ -230,7 +271,7 @@ def _task_status(steps: Sequence[StepSpec]) -> st.SearchStrategy[str]:
     states = {s.status for s in steps}
     if states == {"pending"}:
         return st.sampled_from(["pending", "cancelled"])
-    if states <= DONE:
+    if states <= FINISHED:
         return st.sampled_from(["in_progress", "complete", "resolved_manually"])
     return st.sampled_from(["in_progress", "in_progress", "in_progress", "error", "cancelled"])
 
@@ -248,6 +289,8 @@ def _step_in(
         return replace(step, last_attempted_at=draw(st.sampled_from([None, attempted])))
     if status == "cancelled":
         return replace(step, attempts=draw(st.integers(0, max_attempts)))
+    if status == "skipped":
+        return replace(step, completed_at=attempted)
     attempts = draw(st.integers(1, max_attempts))
     step = replace(step, attempts=attempts, last_attempted_at=attempted, started_at=attempted)
     if status == "in_progress":
@@ -394,7 +437,7 @@ class RawDb:
                     "status": task.status,
                     "context": {},
                     "total_steps": len(task.steps),
-                    "done_steps": sum(s.status in DONE for s in task.steps),
+                    "done_steps": sum(s.status in FINISHED for s in task.steps),
                     "created_at": task.created_at,
                     "updated_at": task.updated_at or task.completed_at or task.created_at,
                     "completed_at": task.completed_at,
@@ -410,6 +453,14 @@ class RawDb:
                 {"task_id": task_id, "from_step_id": step_ids[p], "to_step_id": step_ids[c]}
                 for c, step in enumerate(task.steps)
                 for p in step.parents
+            ],
+        )
+        self.insert(
+            "task_signals",
+            [
+                {"task_id": task_id, "name": step.wait_for, "payload": {}, "created_at": NOW}
+                for step in task.steps
+                if step.wait_for is not None and step.signalled
             ],
         )
         return Inserted(task_id, step_ids)
@@ -434,6 +485,9 @@ class RawDb:
             "backoff_jitter": 0.1,
             "total_parents": len(step.parents),
             "remaining_parents": remaining_parents(task, position),
+            "skipped_parents": skipped_parents(task, position),
+            "join_mode": step.join,
+            "wait_for": step.wait_for,
             "claimable_at": claimable_at(task, position),
             "next_retry_at": step.next_retry_at,
             "last_attempted_at": step.last_attempted_at,

@@ -244,6 +244,8 @@ REASON_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "not_retryable": ("error", {"retryable": False, "next_retry_at": NOW - SECOND}),
     "retries_exhausted": ("error", {"attempts": 3, "next_retry_at": NOW - SECOND}),
     "waiting_for_backoff": ("error", {"next_retry_at": NOW + SECOND}),
+    "skipped": ("skipped", {}),
+    "waiting_for_signal": ("pending", {"attempts": 0, "wait_for": "go"}),
 }
 
 

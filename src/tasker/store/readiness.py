@@ -23,11 +23,13 @@ from tasker.store.database import Connection, Row
 # In the order the rules test them (docs/sql-functions.md).
 BLOCKING_REASONS = (
     "finished",
+    "skipped",
     "cancelled",
     "in_progress",
     "not_retryable",
     "retries_exhausted",
     "waiting_for_backoff",
+    "waiting_for_signal",
     "dependencies_not_satisfied",
 )
 EXECUTION_STATUSES = (

@@ -1,5 +1,6 @@
 -- Readiness, execution context, dependency levels, health and analytics: the same rules as
--- the PostgreSQL functions of migration 0002, as plain SQL (SQLite has no stored functions).
+-- the PostgreSQL functions of migrations 0002 and 0007, as plain SQL (SQLite has no stored
+-- functions).
 -- Times are TEXT in one fixed format, so they compare as strings; durations use exact
 -- integer microseconds: whole seconds from strftime('%s') on the first 19 characters plus
 -- the 6 fractional digits (julianday() would round to milliseconds).
