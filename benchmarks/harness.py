@@ -49,6 +49,16 @@ async def async_noop(step):
     return {}
 
 
+def items(step):
+    """A list of config["count"] items, for the map scenario."""
+    return {"items": list(range(step.config["count"]))}
+
+
+def fan_in(step):
+    """Receives every result of the group before it; returns how many."""
+    return {"received": sum(len(r) if isinstance(r, list) else 1 for r in step.results.values())}
+
+
 def sleep_on_first_attempt(step):
     """Sleep config["sleep_seconds"] on the first attempt only (the crash scenario kills it)."""
     if step.attempt == 1:

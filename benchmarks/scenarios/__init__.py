@@ -14,6 +14,7 @@ from benchmarks.scenarios import (
     crash_recovery,
     dag,
     latency,
+    maps,
     memory,
     physical,
     readiness,
@@ -26,6 +27,7 @@ SCENARIOS: dict[str, ModuleType] = {
     for module in (
         throughput,
         dag,
+        maps,
         latency,
         readiness,
         crash_recovery,
