@@ -687,3 +687,13 @@ class Tasker:
         """Steps running now with the worker holding each (``claimed_by``), at most
         ``limit``."""
         return self.read(lambda c: c.fetch_all("running_steps", limit=limit))
+
+    def last_event_id(self) -> int:
+        """The newest event's id (0: none yet): a cursor from which to follow the log."""
+        row = self.read(lambda c: c.fetch_one("last_event_id"))
+        return int(row["id"]) if row else 0
+
+    def task_by_idempotency_key(self, key: str) -> int | None:
+        """The id of the task created with this idempotency key, if any."""
+        row = self.read(lambda c: c.fetch_one("get_task_by_idempotency_key", key=key))
+        return None if row is None else int(row["id"])

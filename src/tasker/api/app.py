@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tasker import __version__
 from tasker.api import (
+    dashboard,
     routes_analytics,
     routes_events,
     routes_health,
@@ -75,7 +76,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # the dashboard serves /docs, offline (tasker.api.dashboard)
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -86,6 +87,7 @@ def create_app(
     routers = (routes_tasks, routes_templates, routes_events, routes_workers, routes_analytics)
     for module in (*routers, routes_health):
         app.include_router(module.router)
+    dashboard.install(app)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -112,3 +112,7 @@ SELECT id, name, task_id, step_id, step_name, payload, created_at FROM tasker.ev
 WHERE id > %(after_id)s AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
   AND (%(name)s::text IS NULL OR name = %(name)s)
 ORDER BY id LIMIT %(limit)s;
+
+-- last_event_id --
+-- The newest event's id, 0 when the log is empty (where a live view starts following it).
+SELECT coalesce(max(id), 0) AS id FROM tasker.events;

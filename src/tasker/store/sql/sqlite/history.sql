@@ -104,3 +104,7 @@ SELECT id, name, task_id, step_id, step_name, payload, created_at FROM events
 WHERE id > :after_id AND (:task_id IS NULL OR task_id = :task_id)
   AND (:name IS NULL OR name = :name)
 ORDER BY id LIMIT :limit;
+
+-- last_event_id --
+-- The newest event's id, 0 when the log is empty (where a live view starts following it).
+SELECT coalesce(max(id), 0) AS id FROM events;
