@@ -134,3 +134,31 @@ def test_a_1000_step_dag_renders(page: Any, dashboard: Dashboard) -> None:
     # Three columns: the root, the 998 parts, the sink; the parts' edges are drawn
     assert page.locator("svg.dag .edges path").count() == 2 * 998
     assert page.locator("tr[data-step]").count() == 1000
+
+
+def test_a_signal_sent_from_the_page_releases_the_waiting_step(
+    page: Any, dashboard: Dashboard
+) -> None:
+    # Given a routed task whose approve step waits for the signal approval
+    task_id = dashboard.create("routed", context={"choose": ["express"]})
+    dashboard.work()
+    page.goto(f"{dashboard.base_url}/tasks/{task_id}")
+    approve = page.locator("tr[data-step=approve]")
+    assert approve.get_attribute("data-status") == "pending"
+    assert approve.locator(".blocking").inner_text() == "waiting for signal approval"
+    # (the branch not taken is drawn skipped)
+    assert page.locator("svg.dag g.node.st-skipped[data-step=standard]").count() == 1
+    # When the operator sends it from the page with a payload
+    approve.locator("a.button:has-text('Send signal approval')").click()
+    page.fill("textarea[name=payload]", '{"by": "the browser test"}')
+    page.click("button:has-text('Send the signal')")
+    page.wait_for_url(re.compile(rf"/tasks/{task_id}\?notice="))
+    assert "done" in page.locator(".notice").inner_text()
+    # Then the step has gone on, and a worker completes the task with the payload
+    dashboard.work()
+    page.reload()
+    assert page.locator("h1 .badge").inner_text() == "complete"
+    ship = page.locator("tr[data-step=ship] + tr.detail details.results")
+    ship.locator("summary").click()
+    assert "the browser test" in ship.locator("pre").inner_text()
+    assert page.locator("tr[data-step=approve] a.button").count() == 0

@@ -81,6 +81,12 @@ def test_each_blocking_reason_reads_as_words(reason: str, attempts: int, words: 
     assert blocking is not None and blocking.text == words
 
 
+def test_a_waiting_signal_is_named() -> None:
+    row = readiness(blocking_reason="waiting_for_signal")
+    blocking = views.blocking_reason(row, now=NOW, signal="approval")
+    assert blocking is not None and blocking.text == "waiting for signal approval"
+
+
 def test_waiting_parents_are_named() -> None:
     row = readiness(blocking_reason="dependencies_not_satisfied", dependencies_satisfied=False)
     waiting = views.waiting_parents(

@@ -49,6 +49,7 @@ class Action:
     needs_step: bool = False
     reason_required: bool = False
     takes_results: bool = False
+    needs_signal: bool = False  # a signal name (``wait_for``) instead of a reason
 
 
 ACTIONS = {
@@ -74,6 +75,13 @@ ACTIONS = {
         reason_required=True,
         takes_results=True,
     ),
+    "signal": Action(
+        "Send signal {signal} to task {task}",
+        "Send the signal",
+        "The step waiting for it goes on: without a handler the payload becomes its "
+        "results; with one, the handler runs with the payload as step.signal.",
+        needs_signal=True,
+    ),
 }
 
 
@@ -90,21 +98,25 @@ def confirm_page(
     name: str,
     tasker: TaskerDep,
     step: Annotated[str | None, Query(max_length=200)] = None,
+    signal: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     who = viewer(request)
     action = _action(name)
     if action.needs_step and not step:
         raise DashboardError(400, "Which step?", "this action needs ?step=NAME")
+    if action.needs_signal and not signal:
+        raise DashboardError(400, "Which signal?", "this action needs ?signal=NAME")
     try:
         task = tasker.get_task(task_id, with_steps=False)
     except NotFound as exc:
         raise DashboardError(404, "No such task", str(exc), back="/") from exc
     context = {
-        "title": action.title.format(task=task_id, step=step),
+        "title": action.title.format(task=task_id, step=step, signal=signal),
         "action": action,
         "name": name,
         "task": task,
         "step": step,
+        "signal": signal,
         "form": {},
         "error": None,
     }
@@ -122,14 +134,16 @@ def do_action(request: Request, task_id: int, name: str, form: Form, tasker: Tas
     back = f"/tasks/{task_id}"
     if action.needs_step and not step:
         raise DashboardError(400, "Which step?", "the form names no step", back=back)
+    if action.needs_signal and not form.get("signal"):
+        raise DashboardError(400, "Which signal?", "the form names no signal", back=back)
     if action.reason_required and not reason:
         raise DashboardError(422, "A reason is needed", "say why, for the history", back=back)
     try:
-        run(tasker, name, task_id, step, reason, form, who.actor)
+        done = run(tasker, name, task_id, step, reason, form, who.actor)
     except TaskerError as exc:
         status, _ = tasker_error_status(exc)
         raise DashboardError(status, "The change was refused", str(exc), back=back) from exc
-    notice = quote(f"{action.button.lower().replace('the ', '')}: done")
+    notice = quote(f"{action.button.lower().replace('the ', '')}: {done}")
     return RedirectResponse(f"{back}?notice={notice}", status_code=303)
 
 
@@ -141,7 +155,13 @@ def run(
     reason: str | None,
     form: dict[str, str],
     actor: str,
-) -> None:
+) -> str:
+    """Carry out the action; returns what the notice says of it."""
+    if name == "signal":
+        receipt = tasker.signal_task(
+            task_id, form["signal"], _json_field(form, "payload", task_id), actor=actor
+        )
+        return "done" if receipt.created else "it had come before, with the same payload"
     if name == "cancel":
         tasker.cancel_task(task_id, actor=actor, reason=reason)
     elif name == "retry":
@@ -150,19 +170,21 @@ def run(
         tasker.retry_step(task_id, step, actor=actor, reason=reason)
     elif name == "resolve-step" and step and reason:
         tasker.resolve_step(
-            task_id, step, reason=reason, actor=actor, results=_results(form, task_id)
+            task_id, step, reason=reason, actor=actor, results=_json_field(form, "results", task_id)
         )
+    return "done"
 
 
-def _results(form: dict[str, str], task_id: int) -> Any:
-    text = (form.get("results") or "").strip()
+def _json_field(form: dict[str, str], field: str, task_id: int) -> Any:
+    """A form field holding JSON (empty: None)."""
+    text = (form.get(field) or "").strip()
     if not text:
         return None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise DashboardError(
-            422, "Results are not JSON", str(exc), back=f"/tasks/{task_id}"
+            422, f"The {field} is not JSON", str(exc), back=f"/tasks/{task_id}"
         ) from exc
 
 

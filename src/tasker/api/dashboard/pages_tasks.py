@@ -133,7 +133,11 @@ def task_details(tasker: Tasker, task_id: int) -> dict[str, Any]:
         waiting = views.waiting_parents(step["depends_on"], statuses, DONE_STEP_STATES)
         blocking = (
             views.blocking_reason(
-                row, now=now, handler=handlers.get(step["name"]), waiting_on=waiting
+                row,
+                now=now,
+                handler=handlers.get(step["name"]),
+                waiting_on=waiting,
+                signal=step.get("wait_for"),
             )
             if row is not None
             else None

@@ -46,9 +46,11 @@ def blocking_reason(
     now: datetime,
     handler: str | None = None,
     waiting_on: Sequence[str] = (),
+    signal: str | None = None,
 ) -> Blocking | None:
     """The readiness row's ``blocking_reason`` as an operator would say it; None for a
-    finished step. ``waiting_on``: the parents not done yet; ``handler``: the step's."""
+    finished step. ``waiting_on``: the parents not done yet; ``handler``: the step's;
+    ``signal``: the name it waits for (``wait_for``)."""
     reason = row.blocking_reason
     attempts = f"{row.attempts}/{row.max_attempts}"
     if reason is None:
@@ -76,7 +78,7 @@ def blocking_reason(
         "cancelled": "cancelled",
         "no_worker_for_handler": f"no live worker serves handler {handler or '(unknown)'}",
         "skipped": "skipped: its branch was not taken",
-        "waiting_for_signal": "waiting for a signal",
+        "waiting_for_signal": f"waiting for signal {signal}" if signal else "waiting for a signal",
         "scheduled": "scheduled: the task has not reached its start time",
         "concurrency_limit": "waiting for a concurrency slot",
         "rate_limited": "rate limited: waiting for a token",
