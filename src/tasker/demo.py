@@ -318,7 +318,7 @@ def _print_next_steps(console: Console, url: str, first_task_id: int) -> None:
         f"  {env} tasker task show {first_task_id}\n"
         f"  {env} tasker task list\n"
         f"  {env} tasker events tail\n"
-        f"  {env} tasker serve      # then: curl localhost:8000/v1/tasks/{first_task_id}\n",
+        f"  {env} tasker serve      # then open http://127.0.0.1:8000/ (the dashboard)\n",
         markup=False,
         soft_wrap=True,
     )

@@ -137,14 +137,19 @@ class Dashboard:
 
 @contextmanager
 def serving(
-    db_url: str, root: Path, extra_env: Mapping[str, str] | None = None
+    db_url: str, root: Path, extra_env: Mapping[str, str] | None = None, *, project: bool = True
 ) -> Iterator[Dashboard]:
     """``tasker serve`` on a free port until the block ends; its log must hold no
-    traceback."""
-    templates = write_project(root)
-    (templates / "wide.yaml").write_text(wide_template())
+    traceback. ``project``: with the test templates and handlers (else only the database
+    and what it stores, as after ``tasker demo``)."""
     port = free_port()
-    env = server_env(db_url, templates, extra_env or {})
+    if project:
+        templates = write_project(root)
+        (templates / "wide.yaml").write_text(wide_template())
+        env = server_env(db_url, templates, extra_env or {})
+    else:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TASKER_")}
+        env.update({"TASKER_DATABASE_URL": db_url, **(extra_env or {})})
     log = root / f"serve-{port}.log"
     command = [sys.executable, "-m", "tasker.cli", "serve", "--port", str(port)]
     with log.open("wb") as out:

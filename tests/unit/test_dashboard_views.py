@@ -131,3 +131,14 @@ def test_the_dag_is_laid_out_in_columns_by_level_with_an_edge_per_parent() -> No
     assert len(nodes["a_rather_long_step_name_here"].label) == views.LABEL_CHARS
     assert layout.width >= nodes["a_rather_long_step_name_here"].x + views.NODE_WIDTH
     assert layout.height >= nodes["right"].y + views.NODE_HEIGHT
+
+
+def test_a_map_group_reads_as_its_counts_and_is_drawn_as_one_node() -> None:
+    words = views.map_summary("extract.files", {"total": 4, "complete": 3, "error": 1})
+    assert words == "map over extract.files: 4 instances (3 complete, 1 error)"
+    assert views.map_summary(None, {"total": 1}) == "1 instance"
+    layout = views.layout_dag(
+        [views.DagInput("transform_every_file", "in_progress", 0, [], count=1200)]
+    )
+    assert layout.nodes[0].label == "transform_every… \N{MULTIPLICATION SIGN}1200"
+    assert len(layout.nodes[0].label) == views.LABEL_CHARS

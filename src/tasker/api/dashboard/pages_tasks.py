@@ -21,6 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 EVENTS_SHOWN = 500
+INSTANCES_SHOWN = 10  # rows per map group on the page; the task's JSON has them all
 STATUS_ORDER = (
     "pending",
     "in_progress",
@@ -123,41 +124,64 @@ def task_details(tasker: Tasker, task_id: int) -> dict[str, Any]:
     handlers = step_handlers(tasker, task)
     now = tasker.now()
     statuses = {s["name"]: s["status"] for s in task["steps"]}
+    by_name = {s["name"]: s for s in task["steps"]}
     failures: dict[str, list[dict[str, Any]]] = {}
     for t in transitions:
         if t["entity"] == "step" and t["to_state"] == "error":
             failures.setdefault(t["step_name"], []).append(t)
     steps = []
+    shown: dict[str, int] = {}  # map group -> instance rows shown
     for step in task["steps"]:
+        group = step.get("group")
+        if group is not None:
+            shown[group] = shown.get(group, 0) + 1
+            if shown[group] > INSTANCES_SHOWN:
+                continue
+        handler = handlers.get(group or step["name"])
         row = readiness.get(step["name"])
         waiting = views.waiting_parents(step["depends_on"], statuses, DONE_STEP_STATES)
         blocking = (
             views.blocking_reason(
                 row,
                 now=now,
-                handler=handlers.get(step["name"]),
+                handler=handler,
                 waiting_on=waiting,
                 signal=step.get("wait_for"),
             )
             if row is not None
             else None
         )
+        if step.get("instances") is not None:
+            blocking = views.Blocking(views.map_summary(step.get("map"), step["instances"]))
         results, cut = views.preview_json(step["results"])
         steps.append(
             {
                 **step,
                 "level": levels.get(step["id"], 0),
                 "blocking": blocking,
-                "handler": handlers.get(step["name"]),
+                "handler": handler,
                 "results_text": results if step["results"] is not None else None,
                 "results_cut": cut,
                 "failures": failures.get(step["name"], []),
             }
         )
+        if group is not None and shown[group] == INSTANCES_SHOWN:
+            total = (by_name.get(group, {}).get("instances") or {}).get("total", 0)
+            if total > INSTANCES_SHOWN:
+                steps[-1]["more_instances"] = total - INSTANCES_SHOWN
+    # Map instances are drawn as their group: one node with the count, not N nodes.
     dag = views.layout_dag(
         [
-            views.DagInput(s["name"], s["status"], s["level"], s["depends_on"], f"step-{s['id']}")
+            views.DagInput(
+                s["name"],
+                s["status"],
+                s["level"],
+                s["depends_on"],
+                f"step-{s['id']}",
+                count=(s.get("instances") or {}).get("total"),
+            )
             for s in steps
+            if s.get("group") is None
         ]
     )
     context_text, context_cut = views.preview_json(task["context"])

@@ -94,6 +94,15 @@ def waiting_parents(
     return [p for p in depends_on if statuses.get(p) not in finished]
 
 
+def map_summary(over: str | None, instances: Mapping[str, int]) -> str:
+    """A map group in words: ``"map over extract.files: 4 instances (3 complete, 1 error)"``."""
+    total = instances.get("total", 0)
+    states = ", ".join(f"{n} {state}" for state, n in sorted(instances.items()) if state != "total")
+    what = f"map over {over}: " if over else ""
+    noun = "instance" if total == 1 else "instances"
+    return f"{what}{total} {noun}" + (f" ({states})" if states else "")
+
+
 def preview_json(value: Any, limit: int = RESULT_PREVIEW_CHARS) -> tuple[str, bool]:
     """Pretty JSON of ``value`` cut to ``limit`` characters; True when it was cut."""
     text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
@@ -121,6 +130,7 @@ class DagNode:
     y: int
     label: str
     anchor: str  # the id of the step's row on the page ("" on a template: no rows)
+    count: int | None = None  # a map group: its number of instances
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,7 @@ class DagInput:
     level: int
     depends_on: Sequence[str]
     anchor: str = ""
+    count: int | None = None  # a map group, drawn as one node: its number of instances
 
 
 def layout_dag(steps: Sequence[DagInput]) -> DagLayout:
@@ -156,7 +167,10 @@ def layout_dag(steps: Sequence[DagInput]) -> DagLayout:
     for step in steps:
         row = rows_in_level.get(step.level, 0)
         rows_in_level[step.level] = row + 1
-        label = step.name if len(step.name) <= LABEL_CHARS else step.name[: LABEL_CHARS - 1] + "…"
+        suffix = f" \N{MULTIPLICATION SIGN}{step.count}" if step.count is not None else ""
+        room = LABEL_CHARS - len(suffix)
+        name = step.name if len(step.name) <= room else step.name[: room - 1] + "…"
+        label = name + suffix
         nodes[step.name] = DagNode(
             name=step.name,
             status=step.status,
@@ -165,6 +179,7 @@ def layout_dag(steps: Sequence[DagInput]) -> DagLayout:
             y=MARGIN + row * (NODE_HEIGHT + ROW_GAP),
             label=label,
             anchor=step.anchor,
+            count=step.count,
         )
     edges = [
         DagEdge(
