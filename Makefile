@@ -15,7 +15,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: demo test test-lowest test-wheel lint bench bench-smoke soak soak-smoke fmt lock clean
+.PHONY: demo test test-lowest test-wheel lint bench bench-smoke soak soak-smoke fmt lock clean screenshots
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ] || ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then \
@@ -106,6 +106,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format src tests examples $(wildcard benchmarks) $(wildcard soak)
 	$(BIN)/ruff check --fix src tests examples $(wildcard benchmarks) $(wildcard soak)
+
+# The screenshots of docs/dashboard.md, anew: tasker demo, tasker serve and a worker in a
+# temporary directory, photographed by the browser tests' Chromium (about 15 s).
+screenshots: $(STAMP)
+	$(BIN)/python tests/browser/screenshots.py docs/images/dashboard
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
