@@ -13,6 +13,7 @@ from benchmarks.scenarios import (
     baselines,
     crash_recovery,
     dag,
+    dashboard,
     latency,
     maps,
     memory,
@@ -35,6 +36,7 @@ SCENARIOS: dict[str, ModuleType] = {
         physical,
         memory,
         sqlite_processes,
+        dashboard,
     )
 }
 
