@@ -555,6 +555,14 @@ class Tasker:
         now = self.now()
         return self.read(lambda c: readiness_sql.analytics_metrics(c, since, now))
 
+    def step_timeline(
+        self, since: datetime, bucket: timedelta, until: datetime | None = None
+    ) -> list[readiness_sql.TimelineBucket]:
+        """Steps completed and failed, and duration percentiles, per ``bucket`` from
+        ``since`` to ``until`` (default: now)."""
+        end = self.now() if until is None else until
+        return self.read(lambda c: readiness_sql.step_timeline(c, since, end, bucket))
+
     def slowest(
         self, since: datetime, limit: int
     ) -> tuple[list[readiness_sql.SlowStep], list[readiness_sql.SlowTask]]:

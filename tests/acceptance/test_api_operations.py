@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -187,6 +188,30 @@ def test_analytics_performance_and_bottlenecks(api: ApiServer, client: httpx.Cli
     one = client.get("/v1/analytics/bottlenecks", params={"limit": 1}).json()
     assert len(one["slowest_steps"]) == 1
     assert_error(client.get("/v1/analytics/bottlenecks?limit=0"), 422, "invalid_request")
+
+
+def test_analytics_timeline(api: ApiServer, client: httpx.Client) -> None:
+    # Given a task that completed just now
+    tid = create_task(client)["id"]
+    assert api.run(tid) == "complete"
+    steps = len(client.get(f"/v1/tasks/{tid}").json()["steps"])
+
+    # When the last 24 hours are asked for, hour by hour (the default)
+    timeline = client.get("/v1/analytics/timeline").json()
+
+    # Then there are 24 buckets an hour apart, and the newest holds the steps
+    buckets = timeline["buckets"]
+    assert timeline["bucket_seconds"] == 3600 and len(buckets) == 24
+    starts = [datetime.fromisoformat(b["start"]) for b in buckets]
+    assert {b - a for a, b in pairwise(starts)} == {timedelta(hours=1)}
+    assert buckets[-1]["completed"] >= steps and buckets[-1]["p50_seconds"] is not None
+    assert buckets[0]["completed"] == 0 and buckets[0]["p95_seconds"] is None
+
+    # And a window of more than 1,000 buckets, or a bucket of 0 s, is refused with its reason
+    response = client.get("/v1/analytics/timeline", params={"bucket_seconds": 60})
+    assert_error(response, 422, "too_many_buckets")
+    assert "more than 1000 buckets of 60 s" in response.json()["error"]["message"]
+    assert_error(client.get("/v1/analytics/timeline?bucket_seconds=0"), 422, "invalid_request")
 
 
 # -- the database not being there ---------------------------------------------------------

@@ -162,3 +162,27 @@ def test_a_signal_sent_from_the_page_releases_the_waiting_step(
     ship.locator("summary").click()
     assert "the browser test" in ship.locator("pre").inner_text()
     assert page.locator("tr[data-step=approve] a.button").count() == 0
+
+
+def test_analytics_draw_the_last_24_hours_hour_by_hour(page: Any, dashboard: Dashboard) -> None:
+    # Given a task that completed and one that failed for good, just now
+    done = dashboard.create()
+    failed = dashboard.gated(unique("closed"))
+    dashboard.work()
+    assert (dashboard.status(done), dashboard.status(failed)) == ("complete", "error")
+    # When the analytics page is opened
+    page.goto(dashboard.base_url + "/analytics")
+    # Then the three charts have a column per hour, 24 of them
+    for label in ("Steps finished per hour", "Error rate per hour"):
+        chart = page.locator(f"svg[aria-label^='{label}']")
+        assert chart.locator("g").count() == 24
+    # And the current hour, the table's last row, counts the finished and failed steps
+    page.click("summary:has-text('The same, as a table')")
+    last = page.locator("#timeline tbody tr").last
+    cells = last.locator("td").all_inner_texts()
+    completed, failed_steps = int(cells[1]), int(cells[2])
+    assert completed >= 1 and failed_steps >= 1
+    assert cells[4] != "—"  # a p50 for the completed steps
+    # And the duration lines have a point for that hour
+    points = page.locator("polyline.line-p50").get_attribute("points") or ""
+    assert points.strip() != ""

@@ -42,6 +42,7 @@ from tasker.store.readiness import (
     StepReadiness,
     SystemHealthCounts,
     TaskExecutionContext,
+    TimelineBucket,
     analytics_metrics,
     dependency_levels,
     execution_context,
@@ -50,6 +51,7 @@ from tasker.store.readiness import (
     slowest_tasks,
     step_readiness,
     step_readiness_batch,
+    step_timeline,
     system_health_counts,
 )
 
@@ -605,3 +607,65 @@ def test_slowest_steps_and_tasks_on_a_known_dataset(database: Database, db_url: 
     ]  # fmt: skip
     assert none_yet == []
     assert failed.task_id not in {t.task_id for t in tasks}
+
+
+def test_step_timeline_on_a_known_dataset(database: Database, db_url: str) -> None:
+    # Given the known dataset
+    _known_dataset(db_url)
+    since = NOW - timedelta(hours=1)
+    half_hour = timedelta(minutes=30)
+
+    # When the last hour's timeline is taken in half hours
+    with database.read() as conn:
+        buckets = step_timeline(conn, since, NOW, half_hour)
+
+    # Then each step that finished counts in the bucket it finished in
+    assert buckets == [
+        TimelineBucket(start=since, completed=1, failed=0, error_rate=0.0,
+                       p50_seconds=20.0, p95_seconds=20.0, p99_seconds=20.0),
+        # 10 s and 40 s complete; the permanent failure and the retrying step failed
+        TimelineBucket(start=since + half_hour, completed=2, failed=2, error_rate=0.5,
+                       p50_seconds=10.0, p95_seconds=40.0, p99_seconds=40.0),
+    ]  # fmt: skip
+
+    # And a window that is not a whole number of buckets ends in one that reaches past NOW,
+    # with nothing in it
+    with database.read() as conn:
+        longer = step_timeline(conn, since - half_hour, NOW + SECOND, timedelta(hours=1))
+    assert [(b.start, b.completed, b.failed) for b in longer] == [
+        (since - half_hour, 1, 0), (since + half_hour, 2, 2),
+    ]  # fmt: skip
+
+    # And a window that starts after NOW has no bucket yet
+    with database.read() as conn:
+        assert step_timeline(conn, NOW + SECOND, NOW, half_hour) == []
+
+
+def test_step_timeline_percentiles_are_nearest_rank(database: Database, db_url: str) -> None:
+    # Given 100 steps that took 1 s to 100 s, in a shuffled order, all finished a minute ago
+    finished = NOW - timedelta(minutes=1)
+    order = [(i * 37) % 100 + 1 for i in range(100)]
+    steps = tuple(
+        StepSpec(f"s{n}", status="complete", attempts=1,
+                 last_attempted_at=finished - n * SECOND, completed_at=finished)
+        for n in order
+    )  # fmt: skip
+    with RawDb(db_url) as raw:
+        raw.insert_task(TaskSpec(status="complete", completed_at=finished, steps=steps))
+
+    # When the last hour's timeline is taken in one bucket
+    with database.read() as conn:
+        (bucket,) = step_timeline(conn, NOW - timedelta(hours=1), NOW, timedelta(hours=2))
+
+    # Then the percentiles are the 50th, 95th and 99th durations
+    assert (bucket.completed, bucket.p50_seconds, bucket.p95_seconds, bucket.p99_seconds) == (
+        100,
+        50.0,
+        95.0,
+        99.0,
+    )
+
+
+def test_step_timeline_refuses_a_bucket_that_is_not_whole_seconds(database: Database) -> None:
+    with database.read() as conn, pytest.raises(ValueError, match="whole number of seconds"):
+        step_timeline(conn, NOW - timedelta(hours=1), NOW, timedelta(milliseconds=1500))

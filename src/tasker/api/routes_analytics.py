@@ -1,4 +1,5 @@
-"""``/v1/analytics``: throughput, error rates and durations; the slowest steps and tasks.
+"""``/v1/analytics``: throughput, error rates and durations; the slowest steps and tasks;
+the same over time.
 
 Both read a window ``[since, now]``, 24 hours by default; a ``since`` without a timezone
 is UTC, and one before 1970 is read as 1970 (no task is older).
@@ -15,7 +16,8 @@ from fastapi import APIRouter, Query
 from pydantic import BeforeValidator
 
 from tasker.api.deps import COMMON_ERRORS, DIGITS_ONLY, TaskerDep
-from tasker.api.schemas import BottlenecksOut, PerformanceOut
+from tasker.api.errors import ApiError
+from tasker.api.schemas import BottlenecksOut, PerformanceOut, TimelineOut
 from tasker.api.security import Reader
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=COMMON_ERRORS)
@@ -79,4 +81,39 @@ def bottlenecks(
         "since": start,
         "slowest_steps": [asdict(s) for s in steps],
         "slowest_tasks": [asdict(t) for t in tasks],
+    }
+
+
+MAX_BUCKETS = 1000
+
+
+@router.get(
+    "/timeline",
+    response_model=TimelineOut,
+    summary="Steps completed and failed, and duration percentiles, per bucket of time",
+)
+def timeline(
+    tasker: TaskerDep,
+    who: Reader,
+    since: Since = None,
+    bucket_seconds: Annotated[
+        int,
+        Query(ge=1, le=7 * 24 * 3600, description="The width of a bucket; default one hour."),
+        DIGITS_ONLY,
+    ] = 3600,
+) -> Any:
+    now = tasker.now()
+    start = window_start(since, now)
+    bucket = timedelta(seconds=bucket_seconds)
+    if (now - start) // bucket >= MAX_BUCKETS:
+        raise ApiError(
+            422,
+            "too_many_buckets",
+            f"the window from {start.isoformat()} holds more than {MAX_BUCKETS} buckets of "
+            f"{bucket_seconds} s: widen the buckets or shorten the window",
+        )
+    return {
+        "since": start,
+        "bucket_seconds": bucket_seconds,
+        "buckets": [asdict(b) for b in tasker.step_timeline(start, bucket, now)],
     }

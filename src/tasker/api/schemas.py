@@ -412,3 +412,19 @@ class BottlenecksOut(BaseModel):
     since: datetime
     slowest_steps: list[SlowStepOut]
     slowest_tasks: list[SlowTaskOut]
+
+
+class TimelineBucketOut(BaseModel):
+    start: datetime
+    completed: int
+    failed: int
+    error_rate: float
+    p50_seconds: float | None
+    p95_seconds: float | None
+    p99_seconds: float | None
+
+
+class TimelineOut(BaseModel):
+    since: datetime
+    bucket_seconds: int
+    buckets: list[TimelineBucketOut]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tasker.clock import parse_utc
@@ -226,6 +226,63 @@ def slowest_tasks(conn: Connection, since: datetime, limit: int) -> list[SlowTas
     """The ``limit`` slowest tasks finished since ``since``, slowest first."""
     rows = conn.fetch_all("get_slowest_tasks", since=since, lim=limit)
     return [SlowTask(**{**row, "duration_seconds": float(row["duration_seconds"])}) for row in rows]
+
+
+@dataclass(frozen=True)
+class TimelineBucket:
+    """The steps that finished in ``[start, start + bucket)``."""
+
+    start: datetime
+    completed: int
+    failed: int
+    error_rate: float  # failed / (completed + failed); 0 when nothing finished
+    p50_seconds: float | None  # nearest-rank percentiles of completed steps' durations
+    p95_seconds: float | None
+    p99_seconds: float | None
+
+
+def step_timeline(
+    conn: Connection, since: datetime, now: datetime, bucket: timedelta
+) -> list[TimelineBucket]:
+    """Every bucket of ``bucket`` from ``since`` up to ``now``, the empty ones included.
+
+    The last bucket may end after ``now``; what finished at ``now`` itself counts in it.
+    """
+    seconds = bucket.total_seconds()
+    if seconds < 1 or seconds != int(seconds):
+        raise ValueError(f"a timeline bucket is a whole number of seconds, not {bucket}")
+    if now < since:
+        return []  # a window that starts in the future holds no bucket yet
+    count = max(1, -(-(now - since) // bucket))
+    rows = conn.fetch_all(
+        "get_step_timeline",
+        since=since,
+        now=now,
+        bucket_seconds=int(seconds),
+        last_bucket=count - 1,
+    )
+    found = {int(row["bucket"]): row for row in rows}
+    return [_bucket(since + i * bucket, found.get(i)) for i in range(count)]
+
+
+def _bucket(start: datetime, row: Row | None) -> TimelineBucket:
+    if row is None:
+        return TimelineBucket(start, 0, 0, 0.0, None, None, None)
+    completed, failed = int(row["completed"]), int(row["failed"])
+
+    def seconds(name: str) -> float | None:
+        value = row[name]
+        return None if value is None else round(float(value), 6)
+
+    return TimelineBucket(
+        start=start,
+        completed=completed,
+        failed=failed,
+        error_rate=round(failed / (completed + failed), 6),
+        p50_seconds=seconds("p50_seconds"),
+        p95_seconds=seconds("p95_seconds"),
+        p99_seconds=seconds("p99_seconds"),
+    )
 
 
 def _context(row: Row) -> TaskExecutionContext:

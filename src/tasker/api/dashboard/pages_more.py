@@ -1,11 +1,11 @@
 """The dashboard's other pages: workers, templates (with a create-task form validated
-against the context schema), and analytics."""
+against the context schema), and analytics (windows, and the last 24 hours hour by hour)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,6 +20,7 @@ from tasker.definitions import TemplateDefinition
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import IdempotencyConflict, TaskerError, TemplateNotFound, ValidationError
 from tasker.facade import Tasker
+from tasker.store.readiness import TimelineBucket
 
 router = APIRouter(include_in_schema=False)
 
@@ -139,6 +140,8 @@ def analytics_page(request: Request, tasker: TaskerDep) -> Response:
     now = tasker.now()
     windows = [(label, asdict(tasker.analytics(now - span))) for label, span in WINDOWS]
     steps, tasks = tasker.slowest(now - timedelta(hours=24), SLOWEST_SHOWN)
+    hours = timeline_charts(tasker.step_timeline(hour_start(now) - timedelta(hours=23),
+                                                 timedelta(hours=1), now))  # fmt: skip
     charts = [
         chart("Tasks per minute", windows, "task_throughput_per_minute", "{:.2f}"),
         chart("Error rate", windows, "error_rate", "{:.0%}"),
@@ -152,6 +155,7 @@ def analytics_page(request: Request, tasker: TaskerDep) -> Response:
             "title": "Analytics",
             "windows": windows,
             "charts": charts,
+            "hours": hours,
             "slow_steps": [asdict(s) for s in steps],
             "slow_tasks": [asdict(t) for t in tasks],
         },
@@ -170,3 +174,60 @@ def chart(
         for (label, _), value in zip(windows, values, strict=True)
     ]
     return {"title": title, "bars": bars}
+
+
+def hour_start(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+TIMELINE_WIDTH, TIMELINE_HEIGHT = 480, 120
+PERCENTILES = (("p50", "p50_seconds"), ("p95", "p95_seconds"), ("p99", "p99_seconds"))
+
+
+def timeline_charts(buckets: list[TimelineBucket]) -> dict[str, Any]:
+    """Columns of steps finished per bucket (the failed ones on top), the error rate per
+    bucket, and the duration percentiles as lines, all on the same horizontal scale."""
+    step = TIMELINE_WIDTH / max(1, len(buckets))
+
+    def y(value: float, top: float) -> float:
+        # 4 px of room above the tallest value, so a dot there is whole
+        return round(TIMELINE_HEIGHT - (TIMELINE_HEIGHT - 4) * value / (top or 1.0), 1)
+
+    most = max((b.completed + b.failed for b in buckets), default=0)
+    slowest = max((b.p99_seconds or 0.0 for b in buckets), default=0.0)
+    columns = []
+    for i, b in enumerate(buckets):
+        total = b.completed + b.failed
+        columns.append(
+            {
+                "x": round(i * step + 1, 1),
+                "width": round(max(step - 2, 1), 1),
+                "total_y": y(total, most),
+                "failed_y": y(b.failed, most),
+                "error_y": y(b.error_rate, 1.0),
+                "bucket": b,
+            }
+        )
+    lines = []
+    for name, key in PERCENTILES:
+        points = [
+            (round(i * step + step / 2, 1), y(getattr(b, key), slowest), getattr(b, key), b)
+            for i, b in enumerate(buckets)
+            if getattr(b, key) is not None
+        ]
+        lines.append(
+            {
+                "name": name,
+                "points": " ".join(f"{x},{py}" for x, py, _, _ in points),
+                "dots": [{"x": x, "y": py, "seconds": v, "bucket": b} for x, py, v, b in points],
+            }
+        )
+    return {
+        "width": TIMELINE_WIDTH,
+        "height": TIMELINE_HEIGHT,
+        "columns": columns,
+        "lines": lines,
+        "most": most,
+        "slowest": slowest,
+        "buckets": buckets,
+    }

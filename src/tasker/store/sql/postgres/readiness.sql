@@ -57,3 +57,34 @@ FROM tasker.get_slowest_steps(%(since)s::timestamptz, %(lim)s::integer);
 SELECT task_id, namespace, name, version, status, total_steps,
        duration_seconds::float8 AS duration_seconds, created_at, completed_at
 FROM tasker.get_slowest_tasks(%(since)s::timestamptz, %(lim)s::integer);
+
+-- get_step_timeline --
+-- Steps finished in [since, now], per bucket of :bucket_seconds counted from `since`: how
+-- many completed and failed, and the nearest-rank 50th/95th/99th percentiles of the
+-- completed steps' durations (last attempt's start to completion). What finished at `now`
+-- itself counts in bucket :last_bucket. Buckets in which nothing finished are left out.
+WITH finished AS (
+    SELECT s.status IN ('complete', 'resolved_manually') AS ok,
+           least(floor(extract(epoch FROM coalesce(s.completed_at, s.updated_at)
+                                          - %(since)s::timestamptz)
+                       / %(bucket_seconds)s)::integer,
+                 %(last_bucket)s::integer) AS bucket,
+           CASE WHEN s.status IN ('complete', 'resolved_manually')
+                THEN extract(epoch FROM s.completed_at
+                                        - coalesce(s.last_attempted_at, s.started_at))::float8
+           END AS seconds
+    FROM tasker.steps s
+    WHERE (s.status IN ('complete', 'resolved_manually')
+           AND s.completed_at BETWEEN %(since)s::timestamptz AND %(now)s::timestamptz)
+       OR (s.status = 'error'
+           AND s.updated_at BETWEEN %(since)s::timestamptz AND %(now)s::timestamptz)
+)
+SELECT bucket,
+       count(*) FILTER (WHERE ok) AS completed,
+       count(*) FILTER (WHERE NOT ok) AS failed,
+       percentile_disc(0.50) WITHIN GROUP (ORDER BY seconds) AS p50_seconds,
+       percentile_disc(0.95) WITHIN GROUP (ORDER BY seconds) AS p95_seconds,
+       percentile_disc(0.99) WITHIN GROUP (ORDER BY seconds) AS p99_seconds
+FROM finished
+GROUP BY bucket
+ORDER BY bucket;

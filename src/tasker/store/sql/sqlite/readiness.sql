@@ -343,3 +343,48 @@ SELECT f.id AS task_id, f.namespace, f.name, f.version, f.status, f.total_steps,
 FROM finished f
 ORDER BY duration_seconds DESC, f.id
 LIMIT :lim;
+
+-- get_step_timeline --
+-- Steps finished in [since, now], per bucket of :bucket_seconds counted from `since`: how
+-- many completed and failed, and the nearest-rank 50th/95th/99th percentiles of the
+-- completed steps' durations (last attempt's start to completion), as on PostgreSQL's
+-- percentile_disc. What finished at `now` itself counts in bucket :last_bucket. Buckets
+-- in which nothing finished are left out.
+WITH finished AS (
+    SELECT status IN ('complete', 'resolved_manually') AS ok,
+           strftime('%s', substr(coalesce(completed_at, updated_at), 1, 19)) * 1000000
+               + substr(coalesce(completed_at, updated_at), 21, 6) AS finished_us,
+           CASE WHEN status IN ('complete', 'resolved_manually')
+                     AND coalesce(last_attempted_at, started_at) IS NOT NULL
+                THEN (strftime('%s', substr(completed_at, 1, 19)) * 1000000
+                          + substr(completed_at, 21, 6)
+                      - strftime('%s', substr(coalesce(last_attempted_at, started_at), 1, 19))
+                          * 1000000
+                      - substr(coalesce(last_attempted_at, started_at), 21, 6)) / 1000000.0
+           END AS seconds
+    FROM steps
+    WHERE (status IN ('complete', 'resolved_manually') AND completed_at BETWEEN :since AND :now)
+       OR (status = 'error' AND updated_at BETWEEN :since AND :now)
+),
+bucketed AS (
+    SELECT ok, seconds,
+           min((finished_us - strftime('%s', substr(:since, 1, 19)) * 1000000
+                            - substr(:since, 21, 6)) / (:bucket_seconds * 1000000),
+               :last_bucket) AS bucket
+    FROM finished
+),
+ranked AS (
+    SELECT bucket, ok, seconds,
+           row_number() OVER (PARTITION BY bucket, seconds IS NULL ORDER BY seconds) AS rank,
+           count(seconds) OVER (PARTITION BY bucket) AS timed
+    FROM bucketed
+)
+SELECT bucket,
+       sum(ok) AS completed,
+       sum(NOT ok) AS failed,
+       min(CASE WHEN seconds IS NOT NULL AND rank >= 0.50 * timed THEN seconds END) AS p50_seconds,
+       min(CASE WHEN seconds IS NOT NULL AND rank >= 0.95 * timed THEN seconds END) AS p95_seconds,
+       min(CASE WHEN seconds IS NOT NULL AND rank >= 0.99 * timed THEN seconds END) AS p99_seconds
+FROM ranked
+GROUP BY bucket
+ORDER BY bucket;
