@@ -104,6 +104,37 @@ class Settings:
             )
 
 
+@dataclass(frozen=True)
+class PoolerSettings:
+    """How to talk to PostgreSQL through a transaction-pooling PgBouncer.
+
+    pgbouncer: the URL reaches PostgreSQL through PgBouncer in transaction (or statement)
+        pooling mode (``TASKER_PGBOUNCER``, ``off``/``on``, default off). Then no
+        server-side prepared statement is made, and LISTEN is never sent through the
+        pooler, which would hand the listening session to another client.
+    listen_url: a direct URL (to PostgreSQL itself, not the pooler) for the one
+        connection a worker LISTENs on (``TASKER_LISTEN_URL``, default: the database URL,
+        or none with ``TASKER_PGBOUNCER=on``, in which case workers poll).
+    """
+
+    pgbouncer: bool = False
+    listen_url: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PoolerSettings:
+        env = os.environ if env is None else env
+        switch = env.get("TASKER_PGBOUNCER", "")
+        listen_url = env.get("TASKER_LISTEN_URL") or None
+        if listen_url is not None and not listen_url.startswith(("postgresql:", "postgres:")):
+            raise ConfigurationError(
+                f"TASKER_LISTEN_URL must be a postgresql:// URL, got {listen_url!r}"
+            )
+        return cls(
+            pgbouncer=_parse_switch("TASKER_PGBOUNCER", switch) if switch else False,
+            listen_url=listen_url,
+        )
+
+
 def _parse_switch(name: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("on", "true", "1", "yes"):

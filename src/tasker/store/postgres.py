@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tasker.config import PoolerSettings
 from tasker.exceptions import (
     DatabaseUnavailable,
     DuplicateKey,
@@ -106,8 +108,17 @@ class PostgresConnection:
 
 
 class PostgresDatabase:
+    """A pool of connections to ``url``.
+
+    Behind PgBouncer in transaction pooling (``pooler.pgbouncer``, ``TASKER_PGBOUNCER=on``)
+    a client's statements may run on a different server session each transaction, so
+    nothing may outlive a transaction there: prepared statements are off
+    (``prepare_threshold=None``), and the one LISTEN connection goes to
+    ``pooler.listen_url``, directly to PostgreSQL, or does not exist (workers poll).
+    Everything else Tasker does is transaction-scoped already (advisory locks are
+    ``pg_advisory_xact_lock``, settings are ``SET TRANSACTION``)."""
+
     dialect = "postgres"
-    supports_notify = True
 
     def __init__(
         self,
@@ -116,17 +127,25 @@ class PostgresDatabase:
         min_size: int = 1,
         max_size: int = 8,
         connect_timeout_seconds: float = 5.0,
+        pooler: PoolerSettings | None = None,
     ):
         self.url = url
+        self.pooler = PoolerSettings.from_env() if pooler is None else pooler
+        self._listen_url = self.pooler.listen_url or (None if self.pooler.pgbouncer else url)
+        # whether listen() can wake a worker before its poll interval
+        self.supports_notify = self._listen_url is not None
         self._queries = load_queries("postgres")
+        connection_options: dict[str, Any] = {
+            "row_factory": dict_row,
+            "connect_timeout": max(int(connect_timeout_seconds), 1),
+        }
+        if self.pooler.pgbouncer:
+            connection_options["prepare_threshold"] = None
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={
-                "row_factory": dict_row,
-                "connect_timeout": max(int(connect_timeout_seconds), 1),
-            },
+            kwargs=connection_options,
             timeout=connect_timeout_seconds,
             check=self._check_connection,
             open=False,
@@ -176,8 +195,11 @@ class PostgresDatabase:
     def listen(self, channel: str, timeout_seconds: float) -> bool:
         with self._listener_lock:
             try:
+                if self._listen_url is None:  # behind PgBouncer with no direct URL: poll
+                    time.sleep(timeout_seconds)
+                    return False
                 if self._listener is None or self._listener.closed:
-                    self._listener = psycopg.connect(self.url, autocommit=True)
+                    self._listener = psycopg.connect(self._listen_url, autocommit=True)
                     self._listener.execute(f"LISTEN {channel}")
                 for _ in self._listener.notifies(timeout=timeout_seconds, stop_after=1):
                     return True
