@@ -126,8 +126,8 @@ def start_worker(
     run: Run,
     url: str,
     *,
-    concurrency: int = 200,
-    batch_size: int = 100,
+    concurrency: int | None = 200,
+    batch_size: int | None = 100,
     lease_seconds: float = 30.0,
     burst: bool = True,
     grace_seconds: float = 5.0,
@@ -139,12 +139,14 @@ def start_worker(
         sys.executable,
         "-m",
         "benchmarks.worker",
-        f"--concurrency={concurrency}",
-        f"--batch-size={batch_size}",
         f"--lease-seconds={lease_seconds}",
         f"--grace-seconds={grace_seconds}",
         f"--pool={pool}",
     ]
+    if concurrency is not None:  # None: the worker sizes itself, as with no flags
+        argv.append(f"--concurrency={concurrency}")
+    if batch_size is not None:
+        argv.append(f"--batch-size={batch_size}")
     if burst:
         argv.append("--burst")
     if poll_seconds is not None:
@@ -239,8 +241,8 @@ def burst_run(
     url: str,
     *,
     processes: int,
-    concurrency: int = 200,
-    batch_size: int = 100,
+    concurrency: int | None = 200,
+    batch_size: int | None = 100,
     timeout_seconds: float = 300.0,
     task_ids: Sequence[int] | None = None,
     pool: str = "thread",

@@ -23,8 +23,9 @@ from tasker.runtime.worker import Worker, WorkerOptions
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=50)
+    # Without them, the worker sizes itself as `tasker worker` does (tasker.runtime.sizing).
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lease-seconds", type=float, default=30.0)
     parser.add_argument("--grace-seconds", type=float, default=5.0)
     parser.add_argument("--poll-seconds", type=float, default=None)

@@ -44,18 +44,19 @@ class Case:
     backend: str
     workload: str  # "independent" or "diamond"
     processes: int
-    concurrency: int = 200
-    batch_size: int = 100
+    concurrency: int | None = 200  # None (with batch_size None): no flags, a sized worker
+    batch_size: int | None = 100
     async_handler: bool = False
     pool: str = "thread"  # the worker's --pool
 
     @property
     def key(self) -> str:
-        variant = (
-            ""
-            if (self.concurrency, self.batch_size) == (200, 100)
-            else (f".c{self.concurrency}b{self.batch_size}")
-        )
+        if (self.concurrency, self.batch_size) == (200, 100):
+            variant = ""
+        elif self.concurrency is None:
+            variant = ".defaults"
+        else:
+            variant = f".c{self.concurrency}b{self.batch_size}"
         suffix = ".async" if self.async_handler else ""
         suffix += ".process" if self.pool == "process" else ""
         return f"throughput.{self.backend}.{self.workload}.{self.processes}p{variant}{suffix}"
@@ -64,10 +65,12 @@ class Case:
     def label(self) -> str:
         handler = ", async handler" if self.async_handler else ""
         handler += ", --pool process" if self.pool == "process" else ""
-        return (
-            f"{self.workload} steps/s, {self.processes} proc "
-            f"(conc {self.concurrency}, batch {self.batch_size}{handler})"
+        sizes = (
+            "no flags: sized by the worker"
+            if self.concurrency is None
+            else f"conc {self.concurrency}, batch {self.batch_size}"
         )
+        return f"{self.workload} steps/s, {self.processes} proc ({sizes}{handler})"
 
 
 def cases(run: Run) -> list[Case]:
@@ -80,6 +83,7 @@ def cases(run: Run) -> list[Case]:
             found += [
                 Case("sqlite", "independent", 2),
                 Case("sqlite", "independent", 1, 4, 4, pool="process"),
+                Case("sqlite", "independent", 1, None, None),
             ]
         return found
     if run.uses("postgres"):
@@ -88,10 +92,12 @@ def cases(run: Run) -> list[Case]:
             Case("postgres", "independent", 2),
             Case("postgres", "diamond", 1),
             Case("postgres", "diamond", 2),
-            # The configuration sweep: beside the suggested 200/100, a middle one, the
-            # defaults, and 200/100 with an async no-op (no thread-pool hop per step).
+            # The configuration sweep: beside the suggested 200/100, a middle one, the old
+            # fixed defaults, no flags at all (the worker sizes itself: issue 16 wants it
+            # within 0.8x of 200/100), and 200/100 with an async no-op (no thread-pool hop).
             Case("postgres", "independent", 2, 50, 50),
-            Case("postgres", "independent", 2, 10, 50),
+            Case("postgres", "independent", 2, 10, 50),  # the defaults before sizing
+            Case("postgres", "independent", 2, None, None),  # `tasker worker`, no flags
             Case("postgres", "independent", 2, async_handler=True),
             # Handlers in child processes (killed at their timeout) against threads, with
             # 8 slots: a child process per slot, so a process pool stays small.
@@ -208,6 +214,12 @@ def run(run: Run) -> ScenarioResult:
     two = result.figure("throughput.postgres.independent.2p")
     if one and two and one.value and two.value:
         two.ratio_to("x 1 proc", one.value)
+    tuned = result.figure("throughput.postgres.independent.2p")
+    for key in ("throughput.postgres.independent.2p.defaults",
+                "throughput.postgres.independent.2p.c10b50"):  # fmt: skip
+        sized = result.figure(key)
+        if tuned and sized and tuned.value and sized.value:
+            sized.ratio_to("x tuned 200/100", tuned.value)
     threads = result.figure("throughput.postgres.independent.2p.c8b8")
     children = result.figure("throughput.postgres.independent.2p.c8b8.process")
     if threads and children and threads.value and children.value:

@@ -28,8 +28,14 @@ class Pool(enum.StrEnum):
 def worker_command(
     ctx: typer.Context,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=MAX_CONCURRENCY, help="Steps in flight at once.")
-    ] = 10,
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_CONCURRENCY,
+            help="Steps in flight at once (default: sized from the handlers' durations, "
+            "about 0.5 s of work, 10 to 200 steps; 10 with --pool process).",
+        ),
+    ] = None,
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", help="Only claim steps of this namespace (repeatable)."),
@@ -98,9 +104,9 @@ def worker_command(
         configure_tracing(service_name="tasker-worker")
         log = logging.getLogger("tasker.worker")
         log.info(
-            "worker %s started: concurrency %d, %s pool, namespaces %s%s",
+            "worker %s started: concurrency %s, %s pool, namespaces %s%s",
             worker.worker_id,
-            concurrency,
+            worker.sizing.fixed_concurrency or "sized from handler durations (10 to 200)",
             pool.value,
             ", ".join(namespace) if namespace else "all",
             ", burst" if burst else "",

@@ -32,6 +32,9 @@ from tasker.runtime.executor import execute
 from tasker.runtime.failures import error_info
 from tasker.runtime.handler_processes import HandlerProcesses
 from tasker.runtime.handler_threads import HandlerThreads
+from tasker.runtime.sizing import CEILING as SIZING_CEILING
+from tasker.runtime.sizing import FLOOR as SIZING_FLOOR
+from tasker.runtime.sizing import Sizing
 
 log = logging.getLogger("tasker.worker")
 T = TypeVar("T")
@@ -46,7 +49,9 @@ STOP_FLUSH_SECONDS = 5.0  # on stop, how long recording may keep failing before 
 @dataclass(frozen=True)
 class WorkerOptions:
     """
-    concurrency: steps in flight at once (default 10).
+    concurrency: steps in flight at once (default: sized by the worker from its handlers'
+        durations, about half a second of work between 10 and 200 steps, see
+        ``tasker.runtime.sizing``; 10 with ``pool="process"``, a child process per slot).
     namespaces: only claim steps of these namespaces (default: all).
     burst: exit once no work is left that could ever run without outside action.
     lease_seconds: claim lifetime without a heartbeat (default: the settings', 30 s);
@@ -54,26 +59,34 @@ class WorkerOptions:
     poll_interval_seconds: longest idle sleep between claim attempts (default: 1.0 s on
         PostgreSQL, where NOTIFY wakes workers earlier; 0.1 s on SQLite, which has none).
     grace_seconds: on stop, how long in-flight steps may finish before being released.
-    batch_size: most steps claimed in one round trip (default 50).
+    batch_size: most steps claimed in one round trip (default: the concurrency, up to 100).
     metrics_port: serve Prometheus metrics on this port (default: off).
     pool: where sync and async handlers run: ``thread`` (default; a hung sync handler's
         thread is abandoned at its timeout) or ``process`` (each running step in a child
         process, killed at the timeout; costs a pipe round trip per step).
     """
 
-    concurrency: int = 10
+    concurrency: int | None = None
     namespaces: tuple[str, ...] = ()
     burst: bool = False
     lease_seconds: float | None = None
     poll_interval_seconds: float | None = None
     grace_seconds: float = 30.0
-    batch_size: int = 50
+    batch_size: int | None = None
     metrics_port: int | None = None
     pool: str = "thread"
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {self.pool!r}")
+        Sizing(self.concurrency, self.batch_size)  # refuses a size below 1
+
+    def sizing(self) -> Sizing:
+        """The rule for this worker's steps in flight and claim size."""
+        fixed = self.concurrency
+        if fixed is None and self.pool == "process":
+            fixed = SIZING_FLOOR  # a child process per slot: a fleet of 200 is no default
+        return Sizing(fixed, self.batch_size)
 
 
 class Worker:
@@ -101,6 +114,7 @@ class Worker:
         notifies = getattr(tasker.database, "supports_notify", False)
         self.poll_seconds: float = self.options.poll_interval_seconds or (1.0 if notifies else 0.1)
         self.executed = 0
+        self.sizing = self.options.sizing()
         self._stopping = False
         self._inflight: dict[int, asyncio.Task[None]] = {}
         self._outcomes: list[Outcome] = []
@@ -194,8 +208,8 @@ class Worker:
         assert self._wake is not None
         while not self._stopping:
             self._wake.clear()
-            free = self.options.concurrency - len(self._inflight)
-            want = min(free, self.options.batch_size)
+            free = self.sizing.concurrency - len(self._inflight)
+            want = min(free, self.sizing.batch_size)
             claimed: list[ClaimedStep] = []
             if want > 0:
                 try:
@@ -240,6 +254,7 @@ class Worker:
     async def _run_step(self, step: ClaimedStep) -> None:
         try:
             outcome = await self._execute(step)
+            self.sizing.observe(outcome.duration_seconds)
             self._outcomes.append(outcome)
             self.executed += 1
             fields = {"task_id": step.task_id, "step": step.name, "attempt": step.attempt}
@@ -390,7 +405,8 @@ class Worker:
             hostname=socket.gethostname(),
             pid=os.getpid(),
             namespaces=self.namespaces or [],
-            concurrency=self.options.concurrency,
+            # the most it may hold: a sized worker grows to the ceiling with short steps
+            concurrency=self.sizing.fixed_concurrency or SIZING_CEILING,
             lease_seconds=self.lease_seconds,
             handlers=served,
         )
