@@ -48,7 +48,8 @@ Create and follow Tasker tasks, inspect their readiness and history, and recover
 Errors are `{"error": {"code", "message", "details"}}`. With `TASKER_AUTH=on`, every call
 but the probes `/health/live` and `/health/ready` needs `Authorization: Bearer TOKEN`
 (`tasker auth token create`): GETs (`/metrics` and `/health/status` included) need the
-scope `tasks:read`, POSTs `tasks:write`, and `admin` grants both.
+scope `tasks:read`, POSTs `tasks:write` (which grants `tasks:read` too: a client reads back
+what it creates), and `admin` grants both.
 """
 
 
