@@ -5,8 +5,10 @@ keeps its first :data:`PREFIX_LENGTH` characters in clear, to find candidate row
 scan, and a PBKDF2-HMAC-SHA256 hash of the whole token with a random salt; candidates are
 compared with :func:`hmac.compare_digest`. The plaintext is never stored.
 
-Scopes: ``tasks:read`` (every GET under ``/v1``), ``tasks:write`` (every POST) and ``admin``,
-which implies both. A write made with a token is recorded with the actor ``token:NAME``.
+Scopes (:data:`GRANTS`): ``tasks:read`` (every GET under ``/v1``), ``tasks:write`` (every
+POST, and every GET too: a client that may create a task must be able to read it back and
+follow it) and ``admin``, which implies both. So a token is read-only or read-write; there is
+no write-only token. A write made with a token is recorded with the actor ``token:NAME``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tasker.serialization import iso
 from tasker.store.database import Json, Row
 
 __all__ = [
+    "GRANTS",
     "HASH_ITERATIONS",
     "SCOPES",
     "ApiToken",
@@ -40,7 +43,15 @@ __all__ = [
 ]
 
 ADMIN = "admin"
-SCOPES = (ADMIN, "tasks:read", "tasks:write")
+READ = "tasks:read"
+WRITE = "tasks:write"
+SCOPES = (ADMIN, READ, WRITE)
+# What a token holding each scope may do: writing implies reading, admin implies both.
+GRANTS: dict[str, frozenset[str]] = {
+    ADMIN: frozenset({ADMIN, READ, WRITE}),
+    WRITE: frozenset({READ, WRITE}),
+    READ: frozenset({READ}),
+}
 TOKEN_MARK = "tk_"
 PREFIX_LENGTH = 8  # characters of the plaintext kept in clear for lookup ("tk_" + 5)
 # OWASP's 2023 figure for PBKDF2-HMAC-SHA256 (~0.1 s here). Tokens are random, so this is
@@ -75,7 +86,8 @@ class ApiToken:
         return self.revoked_at is not None
 
     def allows(self, scope: str) -> bool:
-        return ADMIN in self.scopes or scope in self.scopes
+        """Whether one of the token's scopes grants ``scope`` (:data:`GRANTS`)."""
+        return any(scope in GRANTS.get(held, ()) for held in self.scopes)
 
     def to_json(self) -> dict[str, Any]:
         return {

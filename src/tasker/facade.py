@@ -609,6 +609,46 @@ class Tasker:
 
         return self.read(work)
 
+    def transition_page(
+        self, task_id: int, *, limit: int, after: tuple[str, int] | None = None
+    ) -> tuple[list[dict[str, Any]], tuple[str, int] | None]:
+        """Up to ``limit`` rows of :meth:`transitions`, in its order (the task's own rows by
+        sort key, then its steps' rows by id), after the position ``after``: ``("task",
+        SORT_KEY)`` or ``("step", ID)``, None for the start. Returns the rows and the
+        position the next page starts after (None: nothing follows). Keyset pagination:
+        each page costs the same however deep it is."""
+        entity, position = after or ("task", 0)
+
+        def work(conn: Connection) -> tuple[list[Row], tuple[str, int] | None]:
+            if conn.fetch_one("get_task", task_id=task_id) is None:
+                raise NotFound(f"task {task_id} does not exist")
+            rows: list[Row] = []
+            step_after = position
+            if entity == "task":
+                rows = conn.fetch_all(
+                    "task_transitions_page",
+                    task_id=task_id,
+                    after_sort_key=position,
+                    limit=limit + 1,
+                )
+                if len(rows) > limit:
+                    return rows[:limit], ("task", rows[limit - 1]["sort_key"])
+                step_after = 0
+            room = limit - len(rows)
+            steps = conn.fetch_all(
+                "step_transitions_of_task_page",
+                task_id=task_id,
+                after_id=step_after,
+                limit=room + 1,
+            )
+            if len(steps) <= room:
+                return rows + steps, None
+            steps = steps[:room]
+            return rows + steps, ("step", steps[-1]["id"] if steps else step_after)
+
+        rows, following = self.read(work)
+        return [transition_json(r) for r in rows], following
+
     # -- retention ------------------------------------------------------------------
 
     def prune_events(

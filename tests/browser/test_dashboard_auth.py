@@ -1,6 +1,7 @@
 """The dashboard with ``TASKER_AUTH=on``, in headless Chromium against a real ``tasker
 serve`` on both backends: the 401 login page, a read-only token that sees no action and
-whose POST is refused, and a form whose CSRF field does not match refused too."""
+whose POST is refused, a write-only token that may look and act (tasks:write implies
+tasks:read), and a form whose CSRF field does not match refused too."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Secured:
     server: Dashboard
     reader: str  # tasks:read
     operator: str  # tasks:read tasks:write
+    writer: str  # tasks:write alone
     failed_task: int  # in error, so it offers a retry
 
 
@@ -36,6 +38,7 @@ def secured(
         for name, scopes in (
             ("reader", ["tasks:read"]),
             ("operator", ["tasks:read", "tasks:write"]),
+            ("writer", ["tasks:write"]),
         ):
             made = server.cli("auth", "token", "create", "--name", name, "--scopes", *scopes)
             assert made.returncode == 0, made.stderr
@@ -43,7 +46,7 @@ def secured(
         failed = server.gated(f"closed-{uuid.uuid4().hex[:8]}", token=tokens["operator"])
         server.work()
         assert server.status(failed, token=tokens["operator"]) == "error"
-        yield Secured(server, tokens["reader"], tokens["operator"], failed)
+        yield Secured(server, tokens["reader"], tokens["operator"], tokens["writer"], failed)
 
 
 def sign_in(page: Any, secured: Secured, token: str, path: str = "/") -> None:
@@ -95,6 +98,16 @@ def test_a_read_only_token_sees_no_action_and_its_post_is_refused(
     )
     assert response.status == 403 and "lacks the scope" in response.text()
     assert secured.server.status(task_id, token=secured.operator) == "error"
+
+
+def test_a_write_only_token_may_look_and_act(page: Any, secured: Secured) -> None:
+    # Given a token with tasks:write alone: it signs in (pages need tasks:read)
+    sign_in(page, secured, secured.writer, f"/tasks/{secured.failed_task}")
+    # Then it sees the task with its actions, as a read-write token does
+    assert page.locator("tr[data-step=charge]").get_attribute("data-status") == "error"
+    assert page.locator("a.button:has-text('Retry task')").count() == 1
+    assert "(read-only)" not in page.locator(".signout").inner_text()
+    assert page.goto(f"{secured.server.base_url}/workers").status == 200
 
 
 def test_a_form_whose_csrf_field_does_not_match_is_refused(page: Any, secured: Secured) -> None:

@@ -181,7 +181,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        ok = verify(self.secret, body, self.headers["X-Tasker-Signature"])
+        ok = verify(self.secret, body, self.headers["Tasker-Signature"])
         if type(self).fail_first > 0:
             type(self).fail_first -= 1
             self.send_response(503)

@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tasker import __version__
@@ -48,7 +49,8 @@ Create and follow Tasker tasks, inspect their readiness and history, and recover
 Errors are `{"error": {"code", "message", "details"}}`. With `TASKER_AUTH=on`, every call
 but the probes `/health/live` and `/health/ready` needs `Authorization: Bearer TOKEN`
 (`tasker auth token create`): GETs (`/metrics` and `/health/status` included) need the
-scope `tasks:read`, POSTs `tasks:write`, and `admin` grants both.
+scope `tasks:read`, POSTs `tasks:write` (which grants `tasks:read` too: a client reads back
+what it creates), and `admin` grants both.
 """
 
 
@@ -79,6 +81,7 @@ def create_app(
         docs_url=None,  # the dashboard serves /docs, offline (tasker.api.dashboard)
         redoc_url=None,
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.tasker = tasker
     app.state.authenticator = Authenticator(TokenVerifier(tasker) if auth else None)
@@ -98,6 +101,17 @@ def create_app(
     # Added last, so it runs first: an oversized body is refused before anything reads it.
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """The operation id of a route that names none: its function's name in camelCase
+    (``list_schedules`` -> ``listSchedules``), never FastAPI's ``list_schedules_v1_…_get``.
+
+    Every route names its id (``operation_id=`` in its decorator, camelCase, unique:
+    tests/acceptance/test_api_polish.py); client generators turn them into method names.
+    """
+    first, *rest = route.name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 class TaskerAPI(FastAPI):

@@ -57,6 +57,7 @@ def window_start(since: datetime | None, now: datetime) -> datetime:
     "/performance",
     response_model=PerformanceOut,
     summary="Counts, rates, mean durations and throughput over a window",
+    operation_id="getPerformance",
 )
 def performance(tasker: TaskerDep, who: Reader, since: Since = None) -> Any:
     now = tasker.now()
@@ -68,6 +69,7 @@ def performance(tasker: TaskerDep, who: Reader, since: Since = None) -> Any:
     "/bottlenecks",
     response_model=BottlenecksOut,
     summary="The slowest steps and tasks finished in a window",
+    operation_id="getBottlenecks",
 )
 def bottlenecks(
     tasker: TaskerDep,

@@ -64,7 +64,12 @@ class EventPage(BaseModel):
     )
 
 
-@router.get("", response_model=EventPage, summary="Events after a cursor, oldest first")
+@router.get(
+    "",
+    response_model=EventPage,
+    summary="Events after a cursor, oldest first",
+    operation_id="listEvents",
+)
 def list_events(
     tasker: TaskerDep,
     who: Reader,
@@ -82,6 +87,7 @@ def list_events(
     summary="Events as Server-Sent Events (resumes from Last-Event-ID)",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+    operation_id="streamEvents",
 )
 async def stream_events(
     request: Request,

@@ -38,7 +38,12 @@ router = APIRouter(tags=["health"])
 SILENT_WORKERS_SHOWN_FOR = timedelta(hours=24)  # stale and stopped ones, after their last beat
 
 
-@router.get("/health/live", response_model=LiveOut, summary="The process is up (no database)")
+@router.get(
+    "/health/live",
+    response_model=LiveOut,
+    summary="The process is up (no database)",
+    operation_id="checkLive",
+)
 def live() -> Any:
     return {"status": "ok"}
 
@@ -48,6 +53,7 @@ def live() -> Any:
     response_model=ReadyOut,
     summary="The database is reachable and its schema current",
     responses=error_responses(503),
+    operation_id="checkReady",
 )
 def ready(tasker: TaskerDep) -> Any:
     try:
@@ -74,6 +80,7 @@ def ready(tasker: TaskerDep) -> Any:
     response_model=StatusOut,
     summary="Task and step counts, the queue, expired leases and workers",
     responses=error_responses(401, 403, 503),
+    operation_id="getHealthStatus",
 )
 def status(tasker: TaskerDep, who: Reader) -> Any:
     now = tasker.now()
@@ -121,6 +128,7 @@ def worker_state(worker: Row, live: set[str]) -> str:
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
         **error_responses(401, 403, 503),
     },
+    operation_id="getMetrics",
 )
 def metrics(request: Request, tasker: TaskerDep, who: Reader) -> Response:
     counts, _ = health_counts(tasker)

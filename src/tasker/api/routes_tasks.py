@@ -11,6 +11,7 @@ import binascii
 import json
 from dataclasses import asdict
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Path, Query, Response
 
@@ -86,6 +87,7 @@ def decode_cursor(cursor: str) -> int:
         201: {"description": "A new task."},
         **error_responses(404, 409),
     },
+    operation_id="createTask",
 )
 def create_task(body: TaskCreate, response: Response, tasker: TaskerDep, who: Writer) -> Any:
     request = TaskRequest(
@@ -105,7 +107,9 @@ def create_task(body: TaskCreate, response: Response, tasker: TaskerDep, who: Wr
     return tasker.get_task(task_id)
 
 
-@router.get("", response_model=TaskPage, summary="List tasks, newest first")
+@router.get(
+    "", response_model=TaskPage, summary="List tasks, newest first", operation_id="listTasks"
+)
 def list_tasks(
     tasker: TaskerDep,
     who: Reader,
@@ -132,19 +136,84 @@ def list_tasks(
     response_model=TaskOut,
     summary="A task with its steps",
     responses=error_responses(404),
+    operation_id="getTask",
 )
 def get_task(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     return tasker.get_task(task_id)
 
 
+TRANSITIONS_LIMIT = 1000  # the default page: a whole history for all but the largest tasks
+NEXT_CURSOR_HEADER = "Tasker-Next-Cursor"
+
+
+def encode_transition_cursor(entity: str, after: int) -> str:
+    raw = json.dumps({"entity": entity, "after": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_transition_cursor(cursor: str) -> tuple[str, int]:
+    """The position a transitions cursor continues after; 422 for one this API never gave."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        entity, after = data["entity"], data["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
+        entity, after = None, None
+    if (
+        entity not in ("task", "step")
+        or isinstance(after, bool)
+        or not isinstance(after, int)
+        or not 0 <= after <= MAX_ID
+    ):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this API returned", [cursor])
+    return entity, after
+
+
 @router.get(
     "/{task_id}/transitions",
     response_model=list[TransitionOut],
-    summary="The task's and its steps' full history",
-    responses=error_responses(404),
+    summary="The task's and its steps' full history, a page at a time",
+    description="The task's own transitions (by `sort_key`), then its steps' (by `id`), "
+    f"at most `limit` per page ({TRANSITIONS_LIMIT} unless given). When more follow, the "
+    f"`{NEXT_CURSOR_HEADER}` header holds the `cursor` of the next page (and `Link` the "
+    'URL, `rel="next"`); without it this page is the last. A task that is still running '
+    "may record transitions behind a cursor: read again from the start to see them all.",
+    responses={
+        200: {
+            "headers": {
+                NEXT_CURSOR_HEADER: {
+                    "description": "The `cursor` of the next page; absent on the last page.",
+                    "schema": {"type": "string"},
+                },
+                "Link": {
+                    "description": 'The next page\'s URL, `rel="next"` (RFC 8288).',
+                    "schema": {"type": "string"},
+                },
+            }
+        },
+        **error_responses(404),
+    },
+    operation_id="listTaskTransitions",
 )
-def task_transitions(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
-    return tasker.transitions(task_id)
+def task_transitions(
+    task_id: TaskId,
+    tasker: TaskerDep,
+    who: Reader,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=10_000), DIGITS_ONLY] = TRANSITIONS_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=200, description=f"The `{NEXT_CURSOR_HEADER}` of the previous page."),
+    ] = None,
+) -> Any:
+    after = decode_transition_cursor(cursor) if cursor is not None else None
+    rows, following = tasker.transition_page(task_id, limit=limit, after=after)
+    if following is not None:
+        token = encode_transition_cursor(*following)
+        response.headers[NEXT_CURSOR_HEADER] = token
+        query = urlencode({"limit": limit, "cursor": token})
+        response.headers["Link"] = f'</v1/tasks/{task_id}/transitions?{query}>; rel="next"'
+    return rows
 
 
 @router.get(
@@ -152,6 +221,7 @@ def task_transitions(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     response_model=list[ReadinessOut],
     summary="Readiness of each step, with the reason a step is blocked",
     responses=error_responses(404),
+    operation_id="getTaskReadiness",
 )
 def task_readiness(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     return [asdict(row) for row in tasker.readiness(task_id)]
@@ -162,6 +232,7 @@ def task_readiness(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     response_model=ExecutionContextOut,
     summary="The task's execution context",
     responses=error_responses(404),
+    operation_id="getTaskContext",
 )
 def task_context(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     return asdict(tasker.execution_context(task_id))
@@ -172,6 +243,7 @@ def task_context(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     response_model=TaskDag,
     summary="Steps, edges and dependency levels",
     responses=error_responses(404),
+    operation_id="getTaskDag",
 )
 def task_dag(task_id: TaskId, tasker: TaskerDep, who: Reader) -> Any:
     task = tasker.get_task(task_id)
@@ -202,6 +274,7 @@ _ACTION_ERRORS = error_responses(404, 409)
     response_model=TaskOut,
     summary="Cancel a task (already cancelled: no change)",
     responses=_ACTION_ERRORS,
+    operation_id="cancelTask",
 )
 def cancel_task(
     task_id: TaskId, tasker: TaskerDep, who: Writer, body: ActionRequest | None = None
@@ -215,6 +288,7 @@ def cancel_task(
     response_model=TaskOut,
     summary="Re-open every failed step of a failed task",
     responses=_ACTION_ERRORS,
+    operation_id="retryTask",
 )
 def retry_task(
     task_id: TaskId, tasker: TaskerDep, who: Writer, body: ActionRequest | None = None
@@ -228,6 +302,7 @@ def retry_task(
     response_model=TaskOut,
     summary="Re-open one failed step, its attempts reset",
     responses=_ACTION_ERRORS,
+    operation_id="retryStep",
 )
 def retry_step(
     task_id: TaskId,
@@ -245,6 +320,7 @@ def retry_step(
     response_model=TaskOut,
     summary="Declare a pending or failed step done by hand",
     responses=_ACTION_ERRORS,
+    operation_id="resolveStep",
 )
 def resolve_step(
     task_id: TaskId, step: StepName, body: ResolveRequest, tasker: TaskerDep, who: Writer
@@ -274,6 +350,7 @@ SignalName = Annotated[
         200: {"model": SignalOut, "description": "The same signal had come before: no change"},
         **_ACTION_ERRORS,
     },
+    operation_id="sendSignal",
 )
 def send_signal(
     task_id: TaskId,

@@ -40,7 +40,12 @@ def known_templates(tasker: Tasker) -> list[TemplateDefinition]:
     return sorted(found.values(), key=lambda t: (t.namespace, t.name, t.version_tuple()))
 
 
-@router.get("", response_model=list[TemplateSummary], summary="Registered templates")
+@router.get(
+    "",
+    response_model=list[TemplateSummary],
+    summary="Registered templates",
+    operation_id="listTemplates",
+)
 def list_templates(tasker: TaskerDep, who: Reader, namespace: Filter = None) -> Any:
     return [
         {
@@ -60,6 +65,7 @@ def list_templates(tasker: TaskerDep, who: Reader, namespace: Filter = None) -> 
     response_model=TemplateDetail,
     summary="A template with its DAG (the highest version unless `version` is given)",
     responses=error_responses(404),
+    operation_id="getTemplate",
 )
 def get_template(
     namespace: PathName,

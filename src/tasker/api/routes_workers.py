@@ -58,7 +58,12 @@ class WorkerDetail(BaseModel):
     abandoned_threads: int
 
 
-@router.get("", response_model=list[WorkerDetail], summary="Live and recently silent workers")
+@router.get(
+    "",
+    response_model=list[WorkerDetail],
+    summary="Live and recently silent workers",
+    operation_id="listWorkers",
+)
 def list_workers(tasker: TaskerDep, who: Reader) -> Any:
     return worker_views(tasker)
 

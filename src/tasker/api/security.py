@@ -4,7 +4,8 @@ With authentication off every caller is the actor ``api``. With it on, every rou
 probes ``/health/live`` and ``/health/ready`` needs ``Authorization: Bearer TOKEN``: no, a
 malformed, an unknown or a revoked token is 401; a token without the route's scope is 403.
 GET routes (``/metrics`` and ``/health/status`` included) need ``tasks:read``, POST routes
-``tasks:write``; ``admin`` satisfies both.
+``tasks:write``. ``tasks:write`` implies ``tasks:read`` (a client reads back what it
+creates) and ``admin`` implies both: ``tasker.auth.GRANTS``, which the dashboard obeys too.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tasker.api.errors import ApiError
-from tasker.auth import ApiToken, TokenVerifier
+from tasker.auth import READ, WRITE, ApiToken, TokenVerifier
 
-READ = "tasks:read"
-WRITE = "tasks:write"
+__all__ = ["READ", "WRITE", "Authenticator", "Principal", "Reader", "Writer", "require"]
 ANONYMOUS_ACTOR = "api"
 
 bearer = HTTPBearer(

@@ -31,7 +31,7 @@ def split_scopes(values: list[str]) -> list[str]:
     # `--scopes tasks:read tasks:write`: the words after the first arrive as extra arguments.
     context_settings={"allow_extra_args": True},
     help="Create a token and print it on stdout (the only time it is shown). "
-    "Scopes: tasks:read, tasks:write, admin (implies both).",
+    "Scopes: tasks:read, tasks:write (implies tasks:read), admin (implies both).",
 )
 def create(
     ctx: typer.Context,

@@ -3,9 +3,9 @@ rendering a page.
 
 **Who.** With authentication off every viewer may act, as the actor ``dashboard``. With
 it on, the login page takes an API token and keeps it in an HttpOnly, SameSite=Strict
-cookie; every page needs ``tasks:read`` and every action ``tasks:write`` (``admin``
-grants both), exactly as the API's routes do. A token without ``tasks:write`` sees no
-action buttons, and its POSTs are refused all the same.
+cookie; every page needs ``tasks:read`` and every action ``tasks:write`` (which grants
+``tasks:read`` too; ``admin`` grants both), exactly as the API's routes do. A token
+without ``tasks:write`` sees no action buttons, and its POSTs are refused all the same.
 
 **CSRF.** A double-submit token: a random value in an HttpOnly, SameSite=Strict cookie,
 repeated in a hidden field of every form; a POST whose two copies differ is refused with

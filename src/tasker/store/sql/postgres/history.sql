@@ -41,6 +41,17 @@ SELECT st.*, s.name AS step_name FROM tasker.step_transitions st
 JOIN tasker.steps s ON s.id = st.step_id
 WHERE st.task_id = %(task_id)s ORDER BY st.id;
 
+-- task_transitions_page --
+-- A page of a task's own history, in order: the rows after a sort key.
+SELECT * FROM tasker.task_transitions
+WHERE task_id = %(task_id)s AND sort_key > %(after_sort_key)s ORDER BY sort_key LIMIT %(limit)s;
+
+-- step_transitions_of_task_page --
+-- A page of the history of every step of a task, in order: the rows after an id.
+SELECT st.*, s.name AS step_name FROM tasker.step_transitions st
+JOIN tasker.steps s ON s.id = st.step_id
+WHERE st.task_id = %(task_id)s AND st.id > %(after_id)s ORDER BY st.id LIMIT %(limit)s;
+
 -- events_after --
 -- Events after a cursor (an event id), oldest first. Ids follow commit order (see
 -- insert_events), so the id alone is a safe cursor.

@@ -34,6 +34,17 @@ SELECT st.*, s.name AS step_name FROM step_transitions st
 JOIN steps s ON s.id = st.step_id
 WHERE st.task_id = :task_id ORDER BY st.id;
 
+-- task_transitions_page --
+-- A page of a task's own history, in order: the rows after a sort key.
+SELECT * FROM task_transitions
+WHERE task_id = :task_id AND sort_key > :after_sort_key ORDER BY sort_key LIMIT :limit;
+
+-- step_transitions_of_task_page --
+-- A page of the history of every step of a task, in order: the rows after an id.
+SELECT st.*, s.name AS step_name FROM step_transitions st
+JOIN steps s ON s.id = st.step_id
+WHERE st.task_id = :task_id AND st.id > :after_id ORDER BY st.id LIMIT :limit;
+
 -- events_after --
 -- Events after a cursor (an event id), oldest first. One writer at a time means ids
 -- follow commit order, so the id alone is a safe cursor.

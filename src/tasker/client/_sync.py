@@ -1,0 +1,265 @@
+"""``Client``: the REST API from blocking code, on an ``httpx.Client``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from tasker.client import _calls as calls
+from tasker.client._errors import ServerUnavailable
+from tasker.client._models import (
+    Event,
+    EventPage,
+    Health,
+    SignalReceipt,
+    Task,
+    TaskDag,
+    TaskPage,
+    Transition,
+    TransitionPage,
+)
+from tasker.store.readiness import StepReadiness, TaskExecutionContext
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_POLL_SECONDS = 0.5
+
+
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class Client:
+    """The REST API of ``tasker serve`` at ``base_url`` (``http://host:8000``), with the
+    bearer ``token`` when the server has ``TASKER_AUTH=on``.
+
+    Methods mirror the API's operations and return frozen dataclasses; errors raise the
+    exceptions the local API raises (``NotFound``, ``IdempotencyConflict``,
+    ``ValidationError``, ...), and :class:`~tasker.client.ApiError` subclasses for what
+    only HTTP has (401, 403, no answer). ``timeout_seconds`` bounds each request.
+    ``transport`` is httpx's (tests, proxies, retries: ``httpx.HTTPTransport(retries=3)``).
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.base_url = base_url
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=auth_headers(token),
+            timeout=timeout_seconds,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, call: calls.Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.params, content=call.body, headers=call.headers
+            )
+        except httpx.TransportError as exc:
+            raise ServerUnavailable(f"{call.method} {self.base_url}{call.path}: {exc}") from exc
+        return call.result(response)
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        name: str,
+        context: dict[str, Any] | None = None,
+        *,
+        namespace: str | None = None,
+        version: str | None = None,
+        idempotency_key: str | None = None,
+        initiator: str | None = None,
+        source_system: str | None = None,
+        reason: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> Task:
+        """Create a task of ``namespace/name`` (``default`` namespace, highest version
+        unless given). The same ``idempotency_key`` with the same request returns the task
+        it made; with another request it raises IdempotencyConflict."""
+        return self._run(
+            calls.create_task(
+                name,
+                context or {},
+                namespace=namespace,
+                version=version,
+                idempotency_key=idempotency_key,
+                initiator=initiator,
+                source_system=source_system,
+                reason=reason,
+                tags=tags,
+            )
+        )
+
+    def get_task(self, task_id: int) -> Task:
+        return self._run(calls.get_task(task_id))
+
+    def list_tasks(
+        self,
+        *,
+        status: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """One page, newest first (without steps); pass ``next_cursor`` for the next."""
+        return self._run(
+            calls.list_tasks(
+                status=status, namespace=namespace, name=name, limit=limit, cursor=cursor
+            )
+        )
+
+    def iter_tasks(
+        self,
+        *,
+        status: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        page_size: int = 200,
+    ) -> Iterator[Task]:
+        """Every matching task, newest first, a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.list_tasks(
+                status=status, namespace=namespace, name=name, limit=page_size, cursor=cursor
+            )
+            yield from page.tasks
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def wait(
+        self,
+        task_id: int,
+        *,
+        timeout_seconds: float | None = None,
+        poll_seconds: float = DEFAULT_POLL_SECONDS,
+    ) -> Task:
+        """Poll until the task is settled (complete, error, cancelled or resolved) and
+        return it; WaitTimeout after ``timeout_seconds`` (None: no limit)."""
+        started = time.monotonic()
+        while True:
+            task = self.get_task(task_id)
+            pause = calls.pause_before_next_poll(
+                task,
+                started=started,
+                now=time.monotonic(),
+                timeout_seconds=timeout_seconds,
+                poll_seconds=poll_seconds,
+            )
+            if pause is None:
+                return task
+            time.sleep(pause)
+
+    def cancel_task(self, task_id: int, *, reason: str | None = None) -> Task:
+        return self._run(calls.cancel_task(task_id, reason))
+
+    def retry_task(self, task_id: int, *, reason: str | None = None) -> Task:
+        return self._run(calls.retry_task(task_id, reason))
+
+    def retry_step(self, task_id: int, step: str, *, reason: str | None = None) -> Task:
+        return self._run(calls.retry_step(task_id, step, reason))
+
+    def resolve_step(
+        self,
+        task_id: int,
+        step: str,
+        *,
+        reason: str,
+        results: Any = None,
+        branch: Sequence[str] | None = None,
+    ) -> Task:
+        return self._run(calls.resolve_step(task_id, step, reason, results, branch))
+
+    def send_signal(self, task_id: int, name: str, payload: Any = None) -> SignalReceipt:
+        return self._run(calls.send_signal(task_id, name, payload))
+
+    # -- inspecting a task -----------------------------------------------------------------
+
+    def transitions(
+        self, task_id: int, *, limit: int | None = None, cursor: str | None = None
+    ) -> TransitionPage:
+        return self._run(calls.transitions(task_id, limit=limit, cursor=cursor))
+
+    def iter_transitions(self, task_id: int, *, page_size: int = 1000) -> Iterator[Transition]:
+        """The task's whole history (its own rows, then its steps'), a page at a time."""
+        cursor: str | None = None
+        while True:
+            page = self.transitions(task_id, limit=page_size, cursor=cursor)
+            yield from page.transitions
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def readiness(self, task_id: int) -> list[StepReadiness]:
+        return self._run(calls.readiness(task_id))
+
+    def execution_context(self, task_id: int) -> TaskExecutionContext:
+        return self._run(calls.execution_context(task_id))
+
+    def dag(self, task_id: int) -> TaskDag:
+        return self._run(calls.dag(task_id))
+
+    # -- events, health --------------------------------------------------------------------
+
+    def list_events(
+        self,
+        *,
+        after: int = 0,
+        task_id: int | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> EventPage:
+        """Events with an id above ``after``, oldest first; ``next`` is the next ``after``."""
+        return self._run(calls.list_events(after=after, task_id=task_id, name=name, limit=limit))
+
+    def iter_events(
+        self,
+        *,
+        after: int = 0,
+        task_id: int | None = None,
+        name: str | None = None,
+        page_size: int = 500,
+    ) -> Iterator[Event]:
+        """The events after ``after`` as far as the log goes now (it does not wait for more)."""
+        while True:
+            page = self.list_events(after=after, task_id=task_id, name=name, limit=page_size)
+            yield from page.events
+            if len(page.events) < page_size:
+                return
+            after = page.next
+
+    def health(self) -> Health:
+        return self._run(calls.health())
+
+    def ready(self) -> dict[str, Any]:
+        """``{"status": "ready", "database", "schema_version"}``; DatabaseUnavailable or
+        SchemaNotReady when the server cannot use its database."""
+        return self._run(calls.ready())
