@@ -18,6 +18,7 @@ from benchmarks.scenarios import (
     maps,
     memory,
     physical,
+    priority_claim,
     readiness,
     sqlite_processes,
     throughput,
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, ModuleType] = {
         memory,
         sqlite_processes,
         dashboard,
+        priority_claim,
     )
 }
 

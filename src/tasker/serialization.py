@@ -57,6 +57,9 @@ def task_json(task: Row, steps: list[Row] | None) -> dict[str, Any]:
         "tags": list(task["tags"] or []),
         "created_at": iso(task["created_at"]),
         "completed_at": iso(task["completed_at"]),
+        # Delayed start and priority (rows from before migration 0008 lack them).
+        "run_at": iso(task.get("run_at")),
+        "priority": task.get("priority") or 0,
     }
     if steps is not None:
         body["steps"] = _with_groups(steps)

@@ -42,6 +42,8 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 TASK_KEYS = {
     "id", "namespace", "name", "version", "status", "context", "idempotency_key",
     "initiator", "source_system", "reason", "tags", "created_at", "completed_at", "steps",
+    # delayed start and priority (DESIGN.md, Part 3)
+    "run_at", "priority",
 }  # fmt: skip
 STEP_KEYS = {
     "id", "name", "status", "depends_on", "attempts", "max_attempts", "retryable",

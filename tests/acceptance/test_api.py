@@ -179,6 +179,56 @@ def test_invalid_bodies_are_422_naming_the_field(
     assert any(line.startswith(where) for line in error["details"]), error
 
 
+@pytest.mark.parametrize(
+    ("fields", "where"),
+    [
+        ({"run_at": "tomorrow"}, "body.run_at"),
+        ({"run_at": 1767225600}, "body.run_at"),  # a number is not read as a Unix time
+        ({"run_at": "2026-13-01T00:00:00Z"}, "body.run_at"),
+        ({"delay_seconds": -1}, "body.delay_seconds"),
+        ({"delay_seconds": "10m"}, "body.delay_seconds"),
+        ({"delay_seconds": 1e12}, "body.delay_seconds"),
+        ({"priority": "high"}, "body.priority"),
+        ({"priority": 1.5}, "body.priority"),
+        ({"priority": 2**31}, "body.priority"),
+    ],
+)
+def test_bad_start_times_and_priorities_are_422_and_store_nothing(
+    client: httpx.Client, fields: dict[str, Any], where: str
+) -> None:
+    before = client.get("/v1/tasks", params={"namespace": "apitest", "limit": 200}).json()
+    body = {"namespace": "apitest", "name": "order", "context": {"order_id": 1}, **fields}
+    error = assert_error(client.post("/v1/tasks", json=body), 422, "invalid_request")
+    assert any(line.startswith(where) for line in error["details"]), error
+    after = client.get("/v1/tasks", params={"namespace": "apitest", "limit": 200}).json()
+    assert after["tasks"] == before["tasks"]
+
+
+def test_run_at_with_delay_seconds_is_422(client: httpx.Client) -> None:
+    body = {
+        "namespace": "apitest",
+        "name": "order",
+        "context": {"order_id": 1},
+        "run_at": "2030-01-01T00:00:00Z",
+        "delay_seconds": 5,
+    }
+    error = assert_error(client.post("/v1/tasks", json=body), 422, "validation_error")
+    assert "not both" in error["message"]
+
+
+def test_a_delayed_task_with_a_priority_waits_as_scheduled(client: httpx.Client) -> None:
+    # Given a task created to start in an hour, with priority 7
+    task = create_task(client, delay_seconds=3600, priority=7)
+    # Then the task JSON carries its start and priority, and its root is scheduled
+    assert task["priority"] == 7 and task["run_at"] is not None
+    assert task["run_at"] > task["created_at"]
+    readiness = client.get(f"/v1/tasks/{task['id']}/readiness").json()
+    assert readiness[0]["blocking_reason"] == "scheduled"
+    # And run_at without a zone is UTC
+    naive = create_task(client, run_at="2030-01-01T08:30:00")
+    assert naive["run_at"] == "2030-01-01T08:30:00Z" and naive["priority"] == 0
+
+
 def test_malformed_json_is_422_and_non_json_is_refused(client: httpx.Client) -> None:
     headers = {"content-type": "application/json"}
     broken = client.post("/v1/tasks", content=b'{"name": ', headers=headers)

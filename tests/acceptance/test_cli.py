@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -204,6 +206,32 @@ def test_create_show_and_idempotency(cli: Cli, tasker: Tasker) -> None:
     assert "L1 b  pending  attempts 0/3  blocked: dependencies_not_satisfied" in text
     assert "L2 c  pending" in text and "(also after a)" in text
     assert "execution: has_ready_steps · next: execute_ready_steps" in text
+
+
+def test_a_delayed_task_with_a_priority_from_the_cli(cli: Cli, tasker: Tasker) -> None:
+    # Given a task created to start in ten minutes, with priority 3
+    created = cli.ok(
+        "task", "create", *THREE, "--context", '{"order_id": 7}', "--delay", "10m",
+        "--priority", "3", "--json",
+    ).json()  # fmt: skip
+    # Then its JSON says when it starts, ten minutes after its creation
+    assert created["priority"] == 3
+    start = datetime.fromisoformat(created["run_at"])
+    assert start - datetime.fromisoformat(created["created_at"]) == timedelta(minutes=10)
+    # And task show says it is scheduled, with the time and how long until then
+    text = cli.ok("task", "show", str(created["id"])).out
+    assert re.search(r"scheduled: starts at \d\d:\d\d:\d\d UTC \(in (9 min|10 min)", text), text
+    assert "priority: 3" in text
+    assert "L0 a  pending  attempts 0/3  scheduled: starts at" in text
+    # And an explicit time without a zone is UTC
+    at = cli.ok(
+        "task", "create", *THREE, "--context", '{"order_id": 8}', "--run-at", "2031-05-06T07:08:09",
+        "--json",
+    ).json()  # fmt: skip
+    assert at["run_at"] == "2031-05-06T07:08:09Z" and at["priority"] == 0
+    assert (
+        "scheduled: starts at 2031-05-06 07:08:09 UTC" in cli.ok("task", "show", str(at["id"])).out
+    )
 
 
 def test_task_list_filters(cli: Cli, tasker: Tasker) -> None:

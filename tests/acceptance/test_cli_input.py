@@ -129,3 +129,26 @@ def test_durations_and_dates_out_of_range_are_usage_errors(cli: Cli, tasker: Tas
         assert_refused(cli, "worker", "--burst", option, value, says=option, timeout=30)
     # Then nothing was deleted
     assert tasker.events() == events and [t["id"] for t in tasker.list_tasks()] == [done]
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (("--delay", "10x"), "not a duration"),
+        (("--delay", "-5m"), "not a duration"),
+        (("--delay", "200000d"), "longer than the longest duration"),
+        (("--run-at", "next tuesday"), "not an ISO 8601"),
+        (("--run-at", "9999-12-31T23:59:59-05:00"), "out of range"),
+        (("--run-at", "2030-01-01T00:00:00Z", "--delay", "5m"), "not both"),
+        (("--priority", "high"), "priority"),
+        (("--priority", "1.5"), "priority"),
+        (("--priority", str(2**31)), "priority"),
+    ],
+)
+def test_bad_start_times_and_priorities_are_refused_and_nothing_is_written(
+    cli: Cli, tasker: Tasker, options: tuple[str, ...], says: str
+) -> None:
+    assert_refused(
+        cli, "task", "create", *THREE, "--context", '{"order_id": 1}', *options, says=says
+    )
+    assert tasker.list_tasks() == [] and tasker.events() == []

@@ -54,6 +54,7 @@ class TaskSpec:
     created_at: datetime = NOW - timedelta(hours=1)
     completed_at: datetime | None = None
     updated_at: datetime | None = None
+    run_at: datetime | None = None  # a delayed start: no step is ready before it
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def claimable_at(task: TaskSpec, position: int) -> datetime | None:
     )
     if step.status == "pending" and released and (step.wait_for is None or step.signalled):
         finished = [task.steps[p].completed_at for p in step.parents]
-        return max((t for t in finished if t is not None), default=task.created_at)
+        released_at = max((t for t in finished if t is not None), default=task.created_at)
+        return max(released_at, task.run_at) if task.run_at is not None else released_at
     if step.status == "error" and step.retryable and step.attempts < step.max_attempts:
         return step.next_retry_at
     return None
@@ -107,13 +109,16 @@ def expected_readiness(
         else:
             satisfied = done == len(step.parents)
         signal_missing = step.wait_for is not None and not step.signalled
+        scheduled = task.run_at is not None and task.run_at > now
         eligible = (
             step.status == "error"
             and step.retryable
             and step.attempts < step.max_attempts
             and (step.next_retry_at is None or step.next_retry_at <= now)
         )
-        ready = satisfied and ((step.status == "pending" and not signal_missing) or eligible)
+        ready = satisfied and (
+            (step.status == "pending" and not signal_missing and not scheduled) or eligible
+        )
         rows.append(
             StepReadiness(
                 workflow_step_id=ids.step_ids[position],
@@ -131,13 +136,17 @@ def expected_readiness(
                 last_attempted_at=step.last_attempted_at,
                 blocking_reason=None
                 if ready
-                else blocking_reason(step, eligible, satisfied and signal_missing),
+                else blocking_reason(
+                    step, eligible, satisfied and signal_missing, satisfied and scheduled
+                ),
             )
         )
     return rows
 
 
-def blocking_reason(step: StepSpec, eligible: bool, waiting_for_signal: bool = False) -> str:
+def blocking_reason(
+    step: StepSpec, eligible: bool, waiting_for_signal: bool = False, scheduled: bool = False
+) -> str:
     if step.status in DONE:
         return "finished"
     if step.status in ("skipped", "cancelled", "in_progress"):
@@ -148,6 +157,8 @@ def blocking_reason(step: StepSpec, eligible: bool, waiting_for_signal: bool = F
         return "retries_exhausted"
     if step.status == "error" and not eligible:
         return "waiting_for_backoff"
+    if step.status == "pending" and scheduled:
+        return "scheduled"
     if step.status == "pending" and waiting_for_signal:
         return "waiting_for_signal"
     return "dependencies_not_satisfied"
@@ -264,7 +275,26 @@ def task_specs(draw: st.DrawFn, now: datetime = NOW) -> TaskSpec:
         status = draw(st.sampled_from(choices))
         step = draw(_step_in(status, f"s{position}", parents, now))
         steps.append(replace(step, join=join, wait_for=wait_for, signalled=signalled))
-    return TaskSpec(steps=tuple(steps), status=draw(_task_status(steps)))
+    return TaskSpec(
+        steps=tuple(steps), status=draw(_task_status(steps)), run_at=draw(_run_at(steps))
+    )
+
+
+# Before its run_at a task can only have had its steps cancelled, resolved or skipped by hand.
+NOT_STARTED = frozenset({"pending", "cancelled", "resolved_manually", "skipped"})
+
+
+def _run_at(steps: Sequence[StepSpec], now: datetime = NOW) -> st.SearchStrategy[datetime | None]:
+    """A delayed start: any time for a task none of whose steps ran, else a past one."""
+    offsets = [-3600, -1, 0] + ([1, 3600] if {s.status for s in steps} <= NOT_STARTED else [])
+    return st.one_of(
+        st.none(),
+        st.builds(
+            lambda s, us: now + timedelta(seconds=s, microseconds=us),
+            st.sampled_from(offsets),
+            _micros,
+        ),
+    )
 
 
 def _task_status(steps: Sequence[StepSpec]) -> st.SearchStrategy[str]:
@@ -441,6 +471,7 @@ class RawDb:
                     "created_at": task.created_at,
                     "updated_at": task.updated_at or task.completed_at or task.created_at,
                     "completed_at": task.completed_at,
+                    "run_at": task.run_at,
                 }
             ],
         )

@@ -66,16 +66,22 @@ ACTIONS = st.lists(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(template=dags(), actions=ACTIONS)
+@given(template=dags(), actions=ACTIONS, delay=st.sampled_from([None, None, 0.0, 3.0, 20.0]))
 def test_claimable_state_matches_ready_for_execution(
-    database: Database, template: TemplateDefinition, actions: list[tuple[str, int]]
+    database: Database,
+    template: TemplateDefinition,
+    actions: list[tuple[str, int]],
+    delay: float | None,
 ) -> None:
     clock = FakeClock()
     registry = TemplateRegistry()
     registry.add(template)
     tasker = Tasker(database, registry, clock=clock)
     # Examples share the test's database: each works on its own task only.
-    task_id, _ = tasker.create_task(TaskRequest("random_dag", {"example": id(actions)}))
+    # A delayed start: resolving steps by hand before it must not start their children.
+    task_id, _ = tasker.create_task(
+        TaskRequest("random_dag", {"example": id(actions)}, delay_seconds=delay)
+    )
     held: list[Any] = []
     names = [s.name for s in template.steps]
     for action, pick in actions:

@@ -455,9 +455,12 @@ def test_task_json_has_the_contract_shape(
         "tags",
         "created_at",
         "completed_at",
+        "run_at",
+        "priority",
         "steps",
     ]
     assert task["created_at"] == "2026-01-01T00:00:00Z"
+    assert (task["run_at"], task["priority"]) == (None, 0)
     assert list(task["steps"][0]) == [
         "id",
         "name",

@@ -120,6 +120,10 @@ def emit_every_event(tasker: Tasker) -> list[dict[str, Any]]:
     # running one when it reports (its result discarded)
     running, _ = tasker.create_task(TaskRequest("chain"))
     (claim,) = tasker.claim("worker-a", 1, task_id=running)
+    # A delayed task with a priority: task_created says when and how urgent (and it is
+    # cancelled before its start, its steps never claimed)
+    later, _ = tasker.create_task(TaskRequest("once", delay_seconds=60, priority=5))
+    tasker.cancel_task(later)
     tasker.cancel_task(running, actor="ops", reason="customer left")
     tasker.record([Outcome(claim.step_id, running, claim.claim_token, results={"n": 1})])
     return tasker.events()

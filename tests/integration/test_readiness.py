@@ -248,6 +248,7 @@ REASON_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "waiting_for_backoff": ("error", {"next_retry_at": NOW + SECOND}),
     "skipped": ("skipped", {}),
     "waiting_for_signal": ("pending", {"attempts": 0, "wait_for": "go"}),
+    "scheduled": ("pending", {"attempts": 0}),  # with the task's run_at in the future
 }
 
 
@@ -259,7 +260,10 @@ def test_reason_cases_cover_every_blocking_reason() -> None:
 def test_each_blocking_reason_is_reported(database: Database, db_url: str, reason: str) -> None:
     # Given step C in the state for `reason` (D then waits on C)
     state, changes = REASON_CASES[reason]
-    ids = insert(db_url, diamond("complete", "complete", state, "pending", c=changes))
+    task = diamond("complete", "complete", state, "pending", c=changes)
+    if reason == "scheduled":  # A and B resolved by hand before the task's start
+        task = replace(task, run_at=NOW + SECOND)
+    ids = insert(db_url, task)
 
     # When readiness is asked for
     rows = {r.name: r for r in readiness_of(database, ids)}

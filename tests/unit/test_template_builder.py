@@ -330,3 +330,9 @@ def test_a_module_without_templates_or_failing_to_import_is_an_error(
     write_module(module_dir, module, body)
     with pytest.raises(TemplateError, match=expected):
         load_templates([module])
+
+
+def test_the_builder_takes_a_priority() -> None:
+    tpl = Template("urgent", priority=9)
+    tpl.add_step("a", "tasker.builtin_handlers:noop")
+    assert tpl.build().priority == 9

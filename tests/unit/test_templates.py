@@ -573,3 +573,24 @@ def test_a_back_edge_closing_a_cycle_is_rejected_and_the_cycle_is_real(
     assert cycle[0] == cycle[-1] and len(cycle) >= 3
     for before, after in itertools.pairwise(cycle):
         assert before in template.step(after).depends_on
+
+
+def test_priority_defaults_to_0_and_round_trips_through_the_stored_form(tmp_path: Path) -> None:
+    plain = load_template_file(write(tmp_path, template_yaml()))[0]
+    assert plain.priority == 0
+    urgent = load_template_file(write(tmp_path, template_yaml(top="priority: -7\n"), "u.yaml"))[0]
+    assert urgent.priority == -7
+    assert parse_template(json.loads(json.dumps(urgent.to_dict()))) == urgent
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("high", "priority must be an integer, got 'high'"),
+        ("1.5", "priority must be an integer, got 1.5"),
+        ("true", "priority must be an integer, got True"),
+        (str(2**31), "priority must be between -2147483648 and 2147483647, got 2147483648"),
+    ],
+)
+def test_a_bad_priority_is_explained(tmp_path: Path, value: str, expected: str) -> None:
+    assert expected in load_error(tmp_path, template_yaml(top=f"priority: {value}\n"))

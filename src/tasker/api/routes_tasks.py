@@ -100,6 +100,9 @@ def create_task(body: TaskCreate, response: Response, tasker: TaskerDep, who: Wr
         source_system=body.source_system,
         reason=body.reason,
         tags=tuple(body.tags),
+        run_at=body.run_at,
+        delay_seconds=body.delay_seconds,
+        priority=body.priority,
     )
     task_id, created = tasker.create_task(request, actor=who.actor)
     response.status_code = 201 if created else 200

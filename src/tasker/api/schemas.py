@@ -11,8 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from tasker.clock import parse_utc
+from tasker.definitions.template import MAX_PRIORITY, MIN_PRIORITY
+from tasker.engine.creation import MAX_DELAY_SECONDS
 from tasker.payloads import problems
 
 Status = Literal["pending", "in_progress", "complete", "error", "cancelled", "resolved_manually"]
@@ -29,6 +32,7 @@ BlockingReason = Literal[
     "cancelled",
     "skipped",
     "waiting_for_signal",
+    "scheduled",
     # Extension: ready, but no live worker serves the step's handler (tasker.engine.coverage).
     "no_worker_for_handler",
 ]
@@ -63,6 +67,22 @@ def storable(value: Any) -> Any:
 
 NO_NUL = r"^[^\x00]*$"  # documents in OpenAPI what storable() enforces
 Text = Annotated[str, Field(pattern=NO_NUL), AfterValidator(storable)]
+
+
+def iso_time(value: Any) -> datetime:
+    """An ISO 8601 time string as UTC (no zone: UTC), by the one parser of given times;
+    numbers and other shapes are refused rather than read as Unix times."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 time string such as 2026-01-31T14:00:00Z")
+    try:
+        return parse_utc(value)
+    except (ValueError, OverflowError):
+        raise ValueError(
+            f"{value[:100]!r} is not an ISO 8601 time such as 2026-01-31T14:00:00Z"
+        ) from None
+
+
+IsoTime = Annotated[datetime, BeforeValidator(iso_time)]
 Document = Annotated[dict[str, Any], AfterValidator(storable)]
 AnyDocument = Annotated[Any, AfterValidator(storable)]
 
@@ -94,6 +114,23 @@ class TaskCreate(BaseModel):
     source_system: Text | None = Field(None, max_length=255)
     reason: Text | None = Field(None, max_length=2000)
     tags: list[Text] = Field(default_factory=list, max_length=100)
+    run_at: IsoTime | None = Field(
+        None, description="No step starts before this time (ISO 8601; no zone means UTC)."
+    )
+    delay_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        allow_inf_nan=False,
+        description="No step starts before this many seconds from now (not with run_at).",
+    )
+    priority: int | None = Field(
+        None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        strict=True,
+        description="Higher is claimed first; default: the template's priority.",
+    )
 
 
 class ActionRequest(BaseModel):
@@ -169,6 +206,8 @@ class TaskSummary(BaseModel):
     tags: list[str]
     created_at: datetime
     completed_at: datetime | None = None
+    run_at: datetime | None = None
+    priority: int = 0
 
 
 class TaskOut(TaskSummary):
@@ -293,6 +332,7 @@ class TemplateDetail(BaseModel):
     versions: list[str]
     description: str | None = None
     context_schema: dict[str, Any] | None = None
+    priority: int = 0
     steps: list[TemplateStep]
     dag: TemplateDagOut
 

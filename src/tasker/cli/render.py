@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.table import Table
@@ -75,6 +77,28 @@ def dag_tree(
 def when(value: str | None) -> str:
     """A contract timestamp (ISO 8601 UTC) for people, to the second: ``2026-01-01 00:00:00Z``."""
     return "—" if value is None else value.replace("T", " ")[:19] + "Z"
+
+
+def start_line(run_at: datetime, now: datetime) -> str:
+    """A delayed task's start for people: ``scheduled: starts at 14:03:12 UTC (in 41 s)``
+    (with the date when it is not today), or when it was due once that has passed."""
+    at = run_at.astimezone(UTC)
+    today = at.date() == now.astimezone(UTC).date()
+    shown = at.strftime("%H:%M:%S UTC" if today else "%Y-%m-%d %H:%M:%S UTC")
+    if at <= now:
+        return f"start: due at {shown} ({span(now - at)} ago)"
+    return f"scheduled: starts at {shown} (in {span(at - now)})"
+
+
+def span(delta: timedelta) -> str:
+    """A duration for people, to its two largest units: ``41 s``, ``10 min 5 s``, ``2 d 3 h``."""
+    seconds = max(0, math.ceil(delta.total_seconds()))
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if parts or seconds >= size or unit == "s":
+            parts.append(f"{seconds // size} {unit}")
+            seconds %= size
+    return " ".join(parts[:2])
 
 
 def error_summary(error: Any) -> str:

@@ -9,8 +9,18 @@ import typer
 from rich.text import Text
 
 from tasker.cli import common
-from tasker.cli.render import dag_tree, error_summary, result_preview, state_text, table, when
+from tasker.cli.render import (
+    dag_tree,
+    error_summary,
+    result_preview,
+    start_line,
+    state_text,
+    table,
+    when,
+)
 from tasker.cli.waiting import unserved_hint, wait_for_final
+from tasker.clock import parse_utc
+from tasker.definitions.template import MAX_PRIORITY, MIN_PRIORITY
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import TemplateNotFound, ValidationError
@@ -44,6 +54,30 @@ def create_command(
     ] = None,
     reason: Annotated[str | None, typer.Option(help="Why the task was created.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    run_at: Annotated[
+        str | None,
+        typer.Option(
+            "--run-at",
+            help="Start no step before this ISO 8601 time (no zone: UTC), e.g. "
+            "2026-01-31T14:00:00Z.",
+            show_default=False,
+        ),
+    ] = None,
+    delay: Annotated[
+        str | None,
+        typer.Option(
+            help="Start no step before this long from now: 30s, 10m, 2h, 1d.", show_default=False
+        ),
+    ] = None,
+    priority: Annotated[
+        int | None,
+        typer.Option(
+            min=MIN_PRIORITY,
+            max=MAX_PRIORITY,
+            help="Higher is claimed first (default: the template's priority).",
+            show_default=False,
+        ),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -65,6 +99,8 @@ def create_command(
     --timeout SECONDS pass first (the task goes on)."""
     if timeout is not None and not wait:
         raise ValidationError("--timeout needs --wait")
+    if run_at is not None and delay is not None:
+        raise ValidationError("give --run-at or --delay, not both")
     request = TaskRequest(
         name=name,
         context=common.read_context(context, context_file),
@@ -75,6 +111,11 @@ def create_command(
         source_system=source_system,
         reason=reason,
         tags=tuple(tag or ()),
+        run_at=common.parse_time(run_at, "--run-at") if run_at is not None else None,
+        delay_seconds=(
+            common.parse_duration(delay, "--delay").total_seconds() if delay is not None else None
+        ),
+        priority=priority,
     )
     with common.open_tasker(ctx, with_templates=True) as tasker:
         task_id, created = tasker.create_task(request, actor=common.actor())
@@ -161,6 +202,7 @@ def show_command(
         levels = tasker.dependency_levels(task_id)
         execution = tasker.execution_context(task_id)
         unserved = _unserved_handlers(tasker, task, readiness)
+        now = tasker.now()
     console = common.stdout_console()
     console.print(
         Text.assemble(
@@ -170,6 +212,10 @@ def show_command(
         )
     )
     console.print(f"created {when(task['created_at'])}  completed {when(task['completed_at'])}")
+    if task["run_at"] is not None and task["status"] == "pending":
+        console.print(start_line(parse_utc(task["run_at"]), now), style="yellow", markup=False)
+    if task["priority"]:
+        console.print(f"priority: {task['priority']}")
     for key in ("idempotency_key", "initiator", "source_system", "reason"):
         if task[key]:
             console.print(f"{key}: {task[key]}", markup=False)
@@ -215,7 +261,9 @@ def show_command(
                 text.append(f": {total} instances ({counts or 'none'})", style="cyan")
                 if total > SHOWN_INSTANCES:
                     text.append(f", the first {SHOWN_INSTANCES} below (--json: all)", style="dim")
-        if row is not None and row.blocking_reason == "waiting_for_signal":
+        if row is not None and row.blocking_reason == "scheduled":
+            text.append(f"  scheduled: starts at {when(task['run_at'])}", style="yellow")
+        elif row is not None and row.blocking_reason == "waiting_for_signal":
             text.append(f"  waiting for signal {step['wait_for']}", style="yellow")
         elif step_name in unserved:
             text.append(f"  blocked: no live worker serves handler {unserved[step_name]}")

@@ -69,6 +69,8 @@ def show_command(
         console.print(template.description)
     if template.source:
         console.print(f"source: {template.source}")
+    if template.priority:
+        console.print(f"priority: {template.priority}")
     if template.context_schema is not None:
         console.print("context_schema:")
         console.print(json.dumps(template.context_schema, indent=2), markup=False)

@@ -41,12 +41,14 @@ class Template:
         description: str | None = None,
         context_schema: dict[str, Any] | None = None,
         defaults: dict[str, Any] | None = None,
+        priority: int = 0,
     ) -> None:
         self.name = name
         self.namespace = namespace
         self.version = version
         self.description = description
         self.context_schema = context_schema
+        self.priority = priority
         self.defaults = _plain(defaults) if defaults else None
         # The declaring module, so errors and stored definitions say where a template came from.
         self.source = f"python:{sys._getframe(1).f_globals.get('__name__', '?')}"
@@ -126,6 +128,7 @@ class Template:
             "version": self.version,
             "description": self.description,
             "context_schema": self.context_schema,
+            "priority": self.priority,
             "steps": [dict(step) for step in self._steps],
         }
         if self.defaults:

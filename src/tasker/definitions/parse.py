@@ -1,7 +1,7 @@
 """The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
 
 Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
-``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``, ``branches``,
+``priority``, ``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``, ``branches``,
 ``wait_for``, ``map`` and ``max_items`` (dynamic workflows). Quote the version: YAML reads
 ``version: 1.10`` as the float 1.1. Unquoted numbers are accepted and turned into
 strings. The same parser serves YAML files, the Python builder and stored definitions.
@@ -13,12 +13,18 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
-from tasker.definitions.template import StepSpec, TemplateDefinition, validate_template
+from tasker.definitions.template import (
+    StepSpec,
+    TemplateDefinition,
+    check_priority,
+    validate_template,
+)
 from tasker.exceptions import TemplateError
 from tasker.retry import Backoff
 
 TOP_LEVEL_KEYS = (
-    "namespace", "name", "version", "description", "context_schema", "defaults", "steps",
+    "namespace", "name", "version", "description", "context_schema", "priority", "defaults",
+    "steps",
 )  # fmt: skip
 DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
 STEP_KEYS = (
@@ -66,6 +72,7 @@ def parse_template(
         steps=steps,
         description=_optional_text(data.get("description"), "description", fail, None),
         context_schema=dict(schema) if schema is not None else None,
+        priority=_priority(data.get("priority", 0), fail),
         source=source,
     )
     validate_template(template, check_handlers=check_handlers, known_handlers=known_handlers)
@@ -193,6 +200,13 @@ def _version(value: Any, fail: _Fail) -> str:
     if not isinstance(value, str):
         raise fail(f"version must be a string such as '1.0.0', got {value!r}")
     return value
+
+
+def _priority(value: Any, fail: _Fail) -> int:
+    try:
+        return check_priority(value)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
 
 
 def _type_name(value: Any) -> str:

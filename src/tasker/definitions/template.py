@@ -19,6 +19,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 VERSION_PATTERN = re.compile(r"^\d+(\.\d+)*$")
 DEFAULT_BACKOFF = Backoff()  # frozen, so one shared instance is safe as a default
 JOIN_MODES = ("all", "any")
+# Priorities are stored in a 32-bit integer column on both backends.
+MIN_PRIORITY, MAX_PRIORITY = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class TemplateDefinition:
     steps: tuple[StepSpec, ...]  # declaration order
     description: str | None = None
     context_schema: dict[str, Any] | None = None
+    priority: int = 0  # claims take higher first; a task request may override it
     source: str | None = field(default=None, compare=False)  # file path or "python:module"
 
     @property
@@ -153,8 +156,19 @@ class TemplateDefinition:
             "version": self.version,
             "description": self.description,
             "context_schema": copy.deepcopy(self.context_schema),
+            "priority": self.priority,
             "steps": [spec.to_dict() for spec in self.steps],
         }
+
+
+def check_priority(value: Any, where: str = "priority") -> int:
+    """``value`` as a priority: an integer (not a bool) that fits the stored column; else
+    ValueError saying what is wrong."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where} must be an integer, got {value!r}")
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(f"{where} must be between {MIN_PRIORITY} and {MAX_PRIORITY}, got {value}")
+    return value
 
 
 def validate_template(

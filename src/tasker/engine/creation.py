@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tasker.definitions import TemplateDefinition
+from tasker.definitions.template import check_priority
 from tasker.engine.history import Change, Event, HistoryWriter
 from tasker.engine.maps import DEFAULT_MAX_TASK_STEPS
 from tasker.engine.release import begin_waits
 from tasker.exceptions import IdempotencyConflict, ValidationError
 from tasker.payloads import check_storable, check_text
+from tasker.serialization import iso
 from tasker.store.database import Connection, Json
+
+MAX_DELAY_SECONDS = 100 * 365 * 86400.0  # the longest delay_seconds accepted: 100 years
 
 
 @dataclass(frozen=True)
 class TaskRequest:
-    """What a caller asks for. ``version`` None means the highest registered version."""
+    """What a caller asks for. ``version`` None means the highest registered version.
+
+    ``run_at`` (a time; one without a zone is taken as UTC) or ``delay_seconds`` (from the
+    moment of creation), never both: no step starts before then. ``priority`` overrides the
+    template's (higher first; None keeps the template's)."""
 
     name: str
     context: dict[str, Any] = field(default_factory=dict)
@@ -31,6 +40,9 @@ class TaskRequest:
     reason: str | None = None
     tags: tuple[str, ...] = ()
     trace_context: dict[str, str] | None = None
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
+    priority: int | None = None
 
 
 def request_hash(template: TemplateDefinition, context: dict[str, Any]) -> str:
@@ -55,6 +67,37 @@ def check_request(template: TemplateDefinition, request: TaskRequest) -> None:
         raise ValidationError("tags must be strings", errors=[repr(t) for t in bad_tags])
     for tag in request.tags:
         check_text(tag, f"tag {tag!r}")
+    if request.run_at is not None and request.delay_seconds is not None:
+        raise ValidationError("give run_at or delay_seconds, not both")
+    if request.run_at is not None and not isinstance(request.run_at, datetime):
+        raise ValidationError(f"run_at must be a time, got {request.run_at!r}")
+    delay = request.delay_seconds
+    if delay is not None and (
+        isinstance(delay, bool)
+        or not isinstance(delay, int | float)
+        or not math.isfinite(delay)
+        or not 0 <= delay <= MAX_DELAY_SECONDS
+    ):
+        raise ValidationError(
+            f"delay_seconds must be a number of seconds from 0 to {MAX_DELAY_SECONDS:.0f} "
+            f"(100 years), got {delay!r}"
+        )
+    if request.priority is not None:
+        try:
+            check_priority(request.priority)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def start_time(request: TaskRequest, now: datetime) -> datetime | None:
+    """When the requested task may start: its run_at (UTC; a naive time is UTC), now plus
+    its delay, or None for at once. The request was checked."""
+    if request.run_at is not None:
+        run_at = request.run_at
+        return run_at.astimezone(UTC) if run_at.tzinfo else run_at.replace(tzinfo=UTC)
+    if request.delay_seconds is not None:
+        return now + timedelta(seconds=request.delay_seconds)
+    return None
 
 
 def find_idempotent(
@@ -108,6 +151,8 @@ def insert_task(
         )
     if template_id is None:
         template_id = register_template(conn, template, now)
+    run_at = start_time(request, now)
+    priority = template.priority if request.priority is None else request.priority
     row = conn.fetch_one(
         "insert_task",
         template_id=template_id,
@@ -124,6 +169,8 @@ def insert_task(
         trace_context=Json(request.trace_context) if request.trace_context else None,
         total_steps=len(template.steps),
         max_steps=max_steps,
+        run_at=run_at,
+        priority=priority,
         now=now,
     )
     assert row is not None
@@ -151,7 +198,13 @@ def insert_task(
         for position, spec in enumerate(template.steps)
     ]
     inserted = conn.fetch_all(
-        "insert_steps", task_id=task_id, namespace=template.namespace, rows=Json(step_rows), now=now
+        "insert_steps",
+        task_id=task_id,
+        namespace=template.namespace,
+        rows=Json(step_rows),
+        start_at=max(now, run_at) if run_at is not None else now,
+        priority=priority,
+        now=now,
     )
     edges = [
         {"parent": parent, "child": spec.name}
@@ -177,9 +230,12 @@ def insert_task(
             )
         )
     identity = {"namespace": template.namespace, "name": template.name, "version": template.version}
-    history.event(
-        Event("workflow.task_created", task_id, {**identity, "total_steps": len(inserted)})
-    )
+    created: dict[str, Any] = {**identity, "total_steps": len(inserted)}
+    if run_at is not None:
+        created["run_at"] = iso(run_at)
+    if priority:
+        created["priority"] = priority
+    history.event(Event("workflow.task_created", task_id, created))
     # Roots that wait for a signal start waiting now (no signal can have come yet).
     begin_waits(
         conn,
@@ -188,8 +244,9 @@ def insert_task(
         now,
         actor=actor,
     )
-    ready = [s["name"] for s in inserted if s["claimable_at"] is not None]
-    history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
-    conn.execute("notify_steps_ready")
+    if run_at is None or run_at <= now:  # a delayed task's roots are not claimable yet
+        ready = [s["name"] for s in inserted if s["claimable_at"] is not None]
+        history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
+        conn.execute("notify_steps_ready")
     history.flush(conn, now)
     return task_id

@@ -151,7 +151,11 @@ CATALOG: tuple[EventSpec, ...] = (
         ACTION,
     ),
     EventSpec(
-        "workflow.task_created", "a task and all its steps were created", (*IDENTITY, "total_steps")
+        "workflow.task_created",
+        "a task and all its steps were created (run_at: when a delayed task may start; "
+        "priority: when not 0)",
+        (*IDENTITY, "total_steps"),
+        ("run_at", "priority"),
     ),
     EventSpec(
         "workflow.steps_ready",

@@ -29,6 +29,7 @@ BLOCKING_REASONS = (
     "not_retryable",
     "retries_exhausted",
     "waiting_for_backoff",
+    "scheduled",
     "waiting_for_signal",
     "dependencies_not_satisfied",
 )

@@ -1,15 +1,17 @@
 -- expand_map --
 -- Create a group's instances, one per item (rows: index, item), in one statement. Each is an
--- ordinary step with the group's handler and settings, claimable at once.
+-- ordinary step with the group's handler, settings and priority, claimable at once (or at
+-- the task's run_at, should an operator have resolved the parents before it).
 INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at, group_id, map_index, map_item)
+    created_at, updated_at, group_id, map_index, map_item, priority)
 SELECT g.task_id, g.namespace, g.name || '[' || r.index || ']', g.position,
     g.handler, g.config, 'pending', g.max_attempts, g.retryable, g.timeout_seconds,
     g.backoff_base_seconds, g.backoff_max_seconds, g.backoff_jitter, g.total_parents, 0,
-    %(now)s, %(now)s, 1, %(now)s, %(now)s, g.id, r.index, r.item
-FROM tasker.steps g CROSS JOIN jsonb_to_recordset(%(rows)s) AS r(index integer, item jsonb)
+    GREATEST(%(now)s::timestamptz, t.run_at), GREATEST(%(now)s::timestamptz, t.run_at), 1,
+    %(now)s, %(now)s, g.id, r.index, r.item, g.priority
+FROM tasker.steps g JOIN tasker.tasks t ON t.id = g.task_id CROSS JOIN jsonb_to_recordset(%(rows)s) AS r(index integer, item jsonb)
 WHERE g.id = %(group_id)s
 ORDER BY r.index
 RETURNING id, task_id, name;

@@ -1,4 +1,4 @@
--- Tasker's postgres schema as migrations 0001 to 0007_dynamic_workflows leave it.
+-- Tasker's postgres schema as migrations 0001 to 0008_time_and_priority leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -127,6 +127,7 @@ CREATE TABLE tasker.steps (
     group_id bigint,
     map_index integer,
     map_item jsonb,
+    priority integer DEFAULT 0 NOT NULL,
     CONSTRAINT steps_pkey PRIMARY KEY (id),
     CONSTRAINT steps_task_id_name_key UNIQUE (task_id, name),
     CONSTRAINT steps_join_mode_check CHECK ((join_mode = ANY (ARRAY['all'::text, 'any'::text]))),
@@ -182,6 +183,8 @@ CREATE TABLE tasker.tasks (
     started_at timestamp with time zone,
     completed_at timestamp with time zone,
     max_steps integer,
+    run_at timestamp with time zone,
+    priority integer DEFAULT 0 NOT NULL,
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text])))
 );
@@ -256,6 +259,8 @@ CREATE INDEX step_edges_task_idx ON tasker.step_edges USING btree (task_id);
 CREATE INDEX step_edges_to_idx ON tasker.step_edges USING btree (to_step_id);
 
 CREATE INDEX step_transitions_task_idx ON tasker.step_transitions USING btree (task_id, id);
+
+CREATE INDEX steps_claim_priority_idx ON tasker.steps USING btree (priority DESC, claimable_at, id) WHERE (claimable_at IS NOT NULL);
 
 CREATE INDEX steps_claimable_idx ON tasker.steps USING btree (claimable_at, id) WHERE (claimable_at IS NOT NULL);
 
@@ -611,6 +616,7 @@ BEGIN
     counted AS (
         SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
                s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode,
+               coalesce(t.run_at > $3, false) AS scheduled,
                coalesce(pc.n_parents, 0) AS n_parents,
                coalesce(pc.n_done, 0) AS n_done,
                coalesce(pc.n_skipped, 0) AS n_skipped,
@@ -618,6 +624,7 @@ BEGIN
                    SELECT 1 FROM tasker.task_signals g
                    WHERE g.task_id = s.task_id AND g.name = s.wait_for)) AS signal_missing
         FROM tasker.steps s
+        JOIN tasker.tasks t ON t.id = s.task_id
         LEFT JOIN parent_counts pc ON pc.step_id = s.id
         WHERE s.task_id = ANY ($1) AND ($2 IS NULL OR s.id = ANY ($2))
     ),
@@ -634,7 +641,8 @@ BEGIN
     ),
     ready AS (
         SELECT f.*,
-               f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing) OR f.eligible)
+               f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing AND NOT f.scheduled)
+                              OR f.eligible)
                    AS is_ready
         FROM flags f
     )
@@ -650,6 +658,7 @@ BEGIN
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
                WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
+               WHEN r.status = 'pending' AND r.deps_ok AND r.scheduled THEN 'scheduled'
                WHEN r.status = 'pending' AND r.deps_ok AND r.signal_missing
                    THEN 'waiting_for_signal'
                ELSE 'dependencies_not_satisfied'

@@ -1,20 +1,20 @@
 -- insert_steps --
--- Create all steps of a task in one statement; roots are claimable at once, unless they wait
--- for a signal.
+-- Create all steps of a task in one statement; roots are claimable from start_at (now, or the
+-- task's run_at), unless they wait for a signal. Every step carries the task's priority.
 INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
-    max_items)
+    max_items, priority)
 SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
     r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
     r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
     CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL AND r.map_path IS NULL
-         THEN %(now)s::timestamptz END,
+         THEN %(start_at)s::timestamptz END,
     CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL AND r.map_path IS NULL
-         THEN %(now)s::timestamptz END,
+         THEN %(start_at)s::timestamptz END,
     1, %(now)s, %(now)s, r.join_mode, r.branches, r.wait_for, r.wait_timeout_seconds,
-    r.map_path, r.max_items
+    r.map_path, r.max_items, %(priority)s
 FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
     config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
     backoff_base_seconds double precision, backoff_max_seconds double precision,
@@ -32,15 +32,15 @@ JOIN tasker.steps p ON p.task_id = %(task_id)s AND p.name = r.parent
 JOIN tasker.steps c ON c.task_id = %(task_id)s AND c.name = r.child;
 
 -- claim_steps --
--- Claim up to `limit` claimable steps (of `handlers`, when given), oldest first, skipping rows
--- other workers hold.
+-- Claim up to `limit` claimable steps (of `handlers`, when given), the highest priority first,
+-- then the oldest (index steps_claim_priority_idx), skipping rows other workers hold.
 WITH picked AS (
     SELECT id, status FROM tasker.steps
     WHERE claimable_at <= %(now)s
       AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
       AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))
       AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
-    ORDER BY claimable_at, id
+    ORDER BY priority DESC, claimable_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
@@ -99,7 +99,8 @@ RETURNING s.id, s.task_id, s.name, s.status, s.transition_count, s.attempts, s.m
 -- release_children --
 -- Children of steps that just finished (step_ids complete or resolved, skipped_ids skipped) lose
 -- a remaining parent. At zero a pending child that waits for no signal becomes claimable,
--- unless its join rule makes it skipped (all: a parent skipped; any: every parent skipped).
+-- unless its join rule makes it skipped (all: a parent skipped; any: every parent skipped),
+-- at once or at its task's run_at.
 UPDATE tasker.steps s
 SET remaining_parents = s.remaining_parents - e.n,
     skipped_parents = s.skipped_parents + e.n_skipped,
@@ -108,9 +109,13 @@ SET remaining_parents = s.remaining_parents - e.n,
                              AND CASE WHEN s.join_mode = 'any'
                                       THEN s.skipped_parents + e.n_skipped < s.total_parents
                                       ELSE s.skipped_parents + e.n_skipped = 0 END
-                        THEN %(now)s::timestamptz ELSE s.claimable_at END,
+                        THEN GREATEST(%(now)s::timestamptz, (SELECT t.run_at FROM tasker.tasks t
+                                                             WHERE t.id = s.task_id))
+                        ELSE s.claimable_at END,
     ready_at = CASE WHEN s.remaining_parents - e.n = 0 AND s.status = 'pending'
-                    THEN %(now)s::timestamptz ELSE s.ready_at END,
+                    THEN GREATEST(%(now)s::timestamptz, (SELECT t.run_at FROM tasker.tasks t
+                                                         WHERE t.id = s.task_id))
+                    ELSE s.ready_at END,
     updated_at = %(now)s
 FROM (SELECT to_step_id, count(*)::integer AS n,
              (count(*) FILTER (WHERE from_step_id = ANY(%(skipped_ids)s::bigint[])))::integer
@@ -141,9 +146,14 @@ FROM jsonb_to_recordset(%(rows)s) AS r(id bigint, deadline timestamptz)
 WHERE s.id = r.id AND s.status = 'pending';
 
 -- release_waits --
--- Waiting steps whose signal arrived and that have a handler become claimable.
-UPDATE tasker.steps
-SET claimable_at = %(now)s, ready_at = %(now)s, wait_expires_at = NULL, updated_at = %(now)s
+-- Waiting steps whose signal arrived and that have a handler become claimable (at once or at
+-- their task's run_at).
+UPDATE tasker.steps s
+SET claimable_at = GREATEST(%(now)s::timestamptz,
+                            (SELECT t.run_at FROM tasker.tasks t WHERE t.id = s.task_id)),
+    ready_at = GREATEST(%(now)s::timestamptz,
+                        (SELECT t.run_at FROM tasker.tasks t WHERE t.id = s.task_id)),
+    wait_expires_at = NULL, updated_at = %(now)s
 WHERE id = ANY(%(step_ids)s::bigint[]) AND status = 'pending';
 
 -- step_signals --

@@ -2,10 +2,11 @@
 -- Create a task row; steps and edges follow in the same transaction.
 INSERT INTO tasker.tasks (template_id, namespace, name, version, status, context,
     idempotency_key, request_hash, initiator, source_system, reason, tags, trace_context,
-    total_steps, max_steps, transition_count, created_at, updated_at)
+    total_steps, max_steps, run_at, priority, transition_count, created_at, updated_at)
 VALUES (%(template_id)s, %(namespace)s, %(name)s, %(version)s, 'pending', %(context)s,
     %(idempotency_key)s, %(request_hash)s, %(initiator)s, %(source_system)s, %(reason)s,
-    %(tags)s, %(trace_context)s, %(total_steps)s, %(max_steps)s, 1, %(now)s, %(now)s)
+    %(tags)s, %(trace_context)s, %(total_steps)s, %(max_steps)s, %(run_at)s, %(priority)s, 1,
+    %(now)s, %(now)s)
 RETURNING id;
 
 -- get_task --

@@ -1,15 +1,17 @@
 -- expand_map --
 -- Create a group's instances, one per item (rows: index, item), in one statement. Each is an
--- ordinary step with the group's handler and settings, claimable at once.
+-- ordinary step with the group's handler, settings and priority, claimable at once (or at
+-- the task's run_at, should an operator have resolved the parents before it).
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at, group_id, map_index, map_item)
+    created_at, updated_at, group_id, map_index, map_item, priority)
 SELECT g.task_id, g.namespace, g.name || '[' || (r.value ->> '$.index') || ']', g.position,
     g.handler, g.config, 'pending', g.max_attempts, g.retryable, g.timeout_seconds,
     g.backoff_base_seconds, g.backoff_max_seconds, g.backoff_jitter, g.total_parents, 0,
-    :now, :now, 1, :now, :now, g.id, r.value ->> '$.index', r.value -> '$.item'
-FROM steps g CROSS JOIN json_each(:rows) AS r
+    max(:now, coalesce(t.run_at, :now)), max(:now, coalesce(t.run_at, :now)), 1, :now, :now,
+    g.id, r.value ->> '$.index', r.value -> '$.item', g.priority
+FROM steps g JOIN tasks t ON t.id = g.task_id CROSS JOIN json_each(:rows) AS r
 WHERE g.id = :group_id
 ORDER BY r.key
 RETURNING id, task_id, name;

@@ -15,6 +15,8 @@
 task_steps AS (
     SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
            s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode,
+           coalesce((SELECT t.run_at FROM tasks t WHERE t.id = s.task_id), '') > :now
+               AS scheduled,
            (s.wait_for IS NOT NULL AND NOT EXISTS (
                SELECT 1 FROM task_signals g
                WHERE g.task_id = s.task_id AND g.name = s.wait_for)) AS signal_missing
@@ -53,7 +55,8 @@ flags AS (
 ),
 ready AS (
     SELECT f.*,
-           (f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing) OR f.eligible))
+           (f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing AND NOT f.scheduled)
+                           OR f.eligible))
                AS is_ready
     FROM flags f
 ),
@@ -72,6 +75,7 @@ readiness AS (
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
                WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'
+               WHEN r.status = 'pending' AND r.deps_ok AND r.scheduled THEN 'scheduled'
                WHEN r.status = 'pending' AND r.deps_ok AND r.signal_missing
                    THEN 'waiting_for_signal'
                ELSE 'dependencies_not_satisfied'

@@ -1,4 +1,4 @@
--- Tasker's sqlite schema as migrations 0001 to 0007_dynamic_workflows leave it.
+-- Tasker's sqlite schema as migrations 0001 to 0008_time_and_priority leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -103,7 +103,7 @@ CREATE TABLE steps (
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     started_at            TEXT,
-    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT,
+    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT, priority INTEGER NOT NULL DEFAULT 0,
     UNIQUE (task_id, name)
 );
 
@@ -157,7 +157,7 @@ CREATE TABLE tasks (
     updated_at        TEXT NOT NULL,
     started_at        TEXT,
     completed_at      TEXT
-, max_steps INTEGER);
+, max_steps INTEGER, run_at TEXT, priority INTEGER NOT NULL DEFAULT 0);
 
 CREATE TABLE templates (
     id            INTEGER PRIMARY KEY,
@@ -193,6 +193,9 @@ CREATE INDEX step_edges_task_idx ON step_edges (task_id);
 CREATE INDEX step_edges_to_idx ON step_edges (to_step_id);
 
 CREATE INDEX step_transitions_task_idx ON step_transitions (task_id, id);
+
+CREATE INDEX steps_claim_priority_idx ON steps (priority DESC, claimable_at, id)
+    WHERE claimable_at IS NOT NULL;
 
 CREATE INDEX steps_claimable_idx ON steps (claimable_at, id) WHERE claimable_at IS NOT NULL;
 

@@ -1,23 +1,23 @@
 -- insert_steps --
--- Create all steps of a task in one statement; roots are claimable at once, unless they wait
--- for a signal.
+-- Create all steps of a task in one statement; roots are claimable from start_at (now, or the
+-- task's run_at), unless they wait for a signal. Every step carries the task's priority.
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
-    max_items)
+    max_items, priority)
 SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
     value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
     value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
     value ->> '$.backoff_max_seconds', value ->> '$.backoff_jitter',
     value ->> '$.total_parents', value ->> '$.total_parents',
     CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL
-         AND value ->> '$.map_path' IS NULL THEN :now END,
+         AND value ->> '$.map_path' IS NULL THEN :start_at END,
     CASE WHEN value ->> '$.total_parents' = 0 AND value ->> '$.wait_for' IS NULL
-         AND value ->> '$.map_path' IS NULL THEN :now END,
+         AND value ->> '$.map_path' IS NULL THEN :start_at END,
     1, :now, :now, value ->> '$.join_mode', nullif(value -> '$.branches', 'null'),
     value ->> '$.wait_for', value ->> '$.wait_timeout_seconds', value ->> '$.map_path',
-    value ->> '$.max_items'
+    value ->> '$.max_items', :priority
 FROM json_each(:rows)
 ORDER BY value ->> '$.position'
 RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
@@ -35,7 +35,8 @@ WHERE p.task_id = :task_id AND p.name = r.value ->> '$.parent'
   AND c.task_id = :task_id AND c.name = r.value ->> '$.child';
 
 -- claim_steps --
--- Claim up to `limit` claimable steps (of `handlers`, when given), oldest first. A pending
+-- Claim up to `limit` claimable steps (of `handlers`, when given), the highest priority first,
+-- then the oldest (index steps_claim_priority_idx). A pending
 -- step always has 0 attempts and a failed one at least 1, so the state it came from follows
 -- from the new count.
 UPDATE steps
@@ -50,7 +51,7 @@ WHERE id IN (
       AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
       AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
       AND (:task_id IS NULL OR task_id = :task_id)
-    ORDER BY claimable_at, id
+    ORDER BY priority DESC, claimable_at, id
     LIMIT :limit
 )
 RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
@@ -103,7 +104,8 @@ RETURNING id, task_id, name, status, transition_count, attempts, max_attempts, g
 -- release_children --
 -- Children of steps that just finished (step_ids complete or resolved, skipped_ids skipped) lose
 -- a remaining parent. At zero a pending child that waits for no signal becomes claimable,
--- unless its join rule makes it skipped (all: a parent skipped; any: every parent skipped).
+-- unless its join rule makes it skipped (all: a parent skipped; any: every parent skipped),
+-- at once or at its task's run_at.
 UPDATE steps
 SET remaining_parents = remaining_parents - e.n,
     skipped_parents = skipped_parents + e.n_skipped,
@@ -112,9 +114,13 @@ SET remaining_parents = remaining_parents - e.n,
                              AND CASE WHEN join_mode = 'any'
                                       THEN skipped_parents + e.n_skipped < total_parents
                                       ELSE skipped_parents + e.n_skipped = 0 END
-                        THEN :now ELSE claimable_at END,
+                        THEN max(:now, coalesce((SELECT t.run_at FROM tasks t
+                                                 WHERE t.id = steps.task_id), :now))
+                        ELSE claimable_at END,
     ready_at = CASE WHEN remaining_parents - e.n = 0 AND status = 'pending'
-                    THEN :now ELSE ready_at END,
+                    THEN max(:now, coalesce((SELECT t.run_at FROM tasks t
+                                             WHERE t.id = steps.task_id), :now))
+                    ELSE ready_at END,
     updated_at = :now
 FROM (SELECT to_step_id, count(*) AS n,
              sum(from_step_id IN (SELECT value FROM json_each(:skipped_ids))) AS n_skipped
@@ -144,9 +150,13 @@ FROM json_each(:rows) AS r
 WHERE steps.id = r.value ->> '$.id' AND steps.status = 'pending';
 
 -- release_waits --
--- Waiting steps whose signal arrived and that have a handler become claimable.
+-- Waiting steps whose signal arrived and that have a handler become claimable (at once or at
+-- their task's run_at).
 UPDATE steps
-SET claimable_at = :now, ready_at = :now, wait_expires_at = NULL, updated_at = :now
+SET claimable_at = max(:now, coalesce((SELECT t.run_at FROM tasks t WHERE t.id = steps.task_id),
+                                      :now)),
+    ready_at = max(:now, coalesce((SELECT t.run_at FROM tasks t WHERE t.id = steps.task_id), :now)),
+    wait_expires_at = NULL, updated_at = :now
 WHERE id IN (SELECT value FROM json_each(:step_ids)) AND status = 'pending';
 
 -- step_signals --

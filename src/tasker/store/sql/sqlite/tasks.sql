@@ -2,10 +2,10 @@
 -- Create a task row; steps and edges follow in the same transaction.
 INSERT INTO tasks (template_id, namespace, name, version, status, context,
     idempotency_key, request_hash, initiator, source_system, reason, tags, trace_context,
-    total_steps, max_steps, transition_count, created_at, updated_at)
+    total_steps, max_steps, run_at, priority, transition_count, created_at, updated_at)
 VALUES (:template_id, :namespace, :name, :version, 'pending', :context,
     :idempotency_key, :request_hash, :initiator, :source_system, :reason,
-    :tags, :trace_context, :total_steps, :max_steps, 1, :now, :now)
+    :tags, :trace_context, :total_steps, :max_steps, :run_at, :priority, 1, :now, :now)
 RETURNING id;
 
 -- get_task --
