@@ -455,6 +455,8 @@ def test_task_json_has_the_contract_shape(
         "tags",
         "created_at",
         "completed_at",
+        "parent_task_id",
+        "parent_step_id",
         "steps",
     ]
     assert task["created_at"] == "2026-01-01T00:00:00Z"
@@ -477,6 +479,8 @@ def test_task_json_has_the_contract_shape(
         "wait_for",
         "map",
         "index",
+        "workflow",
+        "child_task_id",
         "group",
         "instances",
     ]

@@ -246,6 +246,7 @@ REASON_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "waiting_for_backoff": ("error", {"next_retry_at": NOW + SECOND}),
     "skipped": ("skipped", {}),
     "waiting_for_signal": ("pending", {"attempts": 0, "wait_for": "go"}),
+    "waiting_for_child": ("in_progress", {"child_task_id": 99}),
 }
 
 

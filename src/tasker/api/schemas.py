@@ -29,6 +29,7 @@ BlockingReason = Literal[
     "cancelled",
     "skipped",
     "waiting_for_signal",
+    "waiting_for_child",
     # Extension: ready, but no live worker serves the step's handler (tasker.engine.coverage).
     "no_worker_for_handler",
 ]
@@ -153,6 +154,9 @@ class StepOut(BaseModel):
     index: int | None = None
     group: str | None = None
     instances: dict[str, int] | None = None
+    # Child workflows: the template the step runs as a child task, and that task.
+    workflow: dict[str, Any] | None = None
+    child_task_id: int | None = None
 
 
 class TaskSummary(BaseModel):
@@ -169,6 +173,9 @@ class TaskSummary(BaseModel):
     tags: list[str]
     created_at: datetime
     completed_at: datetime | None = None
+    # A child task: the task and the step that started it.
+    parent_task_id: int | None = None
+    parent_step_id: int | None = None
 
 
 class TaskOut(TaskSummary):

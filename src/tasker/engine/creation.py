@@ -11,10 +11,10 @@ from typing import Any
 from tasker.definitions import TemplateDefinition
 from tasker.engine.history import Change, Event, HistoryWriter
 from tasker.engine.maps import DEFAULT_MAX_TASK_STEPS
-from tasker.engine.release import begin_waits
+from tasker.engine.waits import begin_waits
 from tasker.exceptions import IdempotencyConflict, ValidationError
 from tasker.payloads import check_storable, check_text
-from tasker.store.database import Connection, Json
+from tasker.store.database import Connection, Json, Row
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,16 @@ def insert_task(
     actor: str | None = None,
     template_id: int | None = None,
     max_steps: int = DEFAULT_MAX_TASK_STEPS,
-) -> int:
+    *,
+    parent: tuple[int, int] | None = None,
+    workflows: dict[str, dict[str, Any]] | None = None,
+) -> tuple[int, list[Row]]:
     """Write a new task with all its steps and edges. The caller checked the request.
     ``template_id``: the stored template's id when the caller knows it is current
-    (registering takes the template row's lock, which would serialise creators)."""
+    (registering takes the template row's lock, which would serialise creators).
+    ``parent``: (task id, step id) when it is a child task; ``workflows``: step name ->
+    the pinned reference of each step with ``workflow``. Returns the task's id and its
+    root steps (``engine/children.py`` starts those that run a child without a handler)."""
     if len(template.steps) > max_steps:
         raise ValidationError(
             f"template {template.key} has {len(template.steps)} steps, more than a task may "
@@ -124,10 +130,13 @@ def insert_task(
         trace_context=Json(request.trace_context) if request.trace_context else None,
         total_steps=len(template.steps),
         max_steps=max_steps,
+        parent_task_id=parent[0] if parent else None,
+        parent_step_id=parent[1] if parent else None,
         now=now,
     )
     assert row is not None
     task_id: int = row["id"]
+    workflows = workflows or {}
     step_rows = [
         {
             "name": spec.name,
@@ -147,6 +156,9 @@ def insert_task(
             "wait_timeout_seconds": spec.timeout_seconds if spec.wait_for else None,
             "map_path": spec.map,
             "max_items": spec.max_items if spec.map else None,
+            "workflow": workflows.get(spec.name, spec.workflow.to_dict())
+            if spec.workflow
+            else None,
         }
         for position, spec in enumerate(template.steps)
     ]
@@ -177,9 +189,10 @@ def insert_task(
             )
         )
     identity = {"namespace": template.namespace, "name": template.name, "version": template.version}
-    history.event(
-        Event("workflow.task_created", task_id, {**identity, "total_steps": len(inserted)})
-    )
+    created: dict[str, Any] = {**identity, "total_steps": len(inserted)}
+    if parent is not None:  # a child task's events link to its parent through this one
+        created.update(parent_task_id=parent[0], parent_step_id=parent[1])
+    history.event(Event("workflow.task_created", task_id, created))
     # Roots that wait for a signal start waiting now (no signal can have come yet).
     begin_waits(
         conn,
@@ -192,4 +205,4 @@ def insert_task(
     history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
     conn.execute("notify_steps_ready")
     history.flush(conn, now)
-    return task_id
+    return task_id, [s for s in inserted if s["total_parents"] == 0]

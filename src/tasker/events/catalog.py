@@ -151,7 +151,17 @@ CATALOG: tuple[EventSpec, ...] = (
         ACTION,
     ),
     EventSpec(
-        "workflow.task_created", "a task and all its steps were created", (*IDENTITY, "total_steps")
+        "workflow.task_created",
+        "a task and all its steps were created; a child task names the task and step that "
+        "started it",
+        (*IDENTITY, "total_steps"),
+        ("parent_task_id", "parent_step_id"),
+    ),
+    EventSpec(
+        "workflow.child_task_created",
+        "a step with `workflow` started its child task; the step waits for it "
+        "(`blocking_reason` `waiting_for_child`) and completes with its results",
+        ("child_task_id",),
     ),
     EventSpec(
         "workflow.steps_ready",
