@@ -16,15 +16,24 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tasker.clock import Clock, SystemClock
 from tasker.config import Settings
-from tasker.definitions import HandlerCoverage, TemplateDefinition, TemplateRegistry, parse_template
-from tasker.engine import attempts, coverage, creation, recovery, retention, signals
+from tasker.definitions import (
+    ChildWorkflow,
+    HandlerCoverage,
+    TemplateDefinition,
+    TemplateRegistry,
+    child_templates,
+    parse_template,
+)
+from tasker.engine import attempts, children, coverage, creation, recovery, retention, signals
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import (
     DatabaseUnavailable,
     DuplicateKey,
     NotFound,
+    TemplateError,
     TemplateNotFound,
     TransientStoreError,
+    ValidationError,
 )
 from tasker.payloads import check_storable
 from tasker.serialization import event_json, task_json, transition_json
@@ -182,6 +191,14 @@ class Tasker:
         IdempotencyConflict. Nothing is written when the request is invalid."""
         template = self.template(request.name, request.namespace, request.version)
         creation.check_request(template, request)
+        # Every template its steps may start as child tasks, found (and checked for
+        # cycles) now, and stored with the task: the engine starts children from them.
+        try:
+            descendants = child_templates(template, self._child_template)
+        except TemplateError as exc:  # bad input for this request (422, exit 2), not a crash
+            raise ValidationError(
+                f"cannot create a task of {template.key}: {exc}", errors=[str(exc)]
+            ) from exc
         if request.trace_context is None:
             # The OpenTelemetry API is imported when a task is made, not by every command.
             from tasker.observability.tracing import start_task_trace
@@ -192,12 +209,21 @@ class Tasker:
         stored = self._stored_templates.get(template.key)
         known_id = stored[1] if stored is not None and stored[0] == template else None
 
+        stored_children: dict[str, tuple[TemplateDefinition, int]] = {}
+
         def work(conn: Connection) -> tuple[int, bool, int | None]:
+            stored_children.clear()
             existing = creation.find_idempotent(conn, template, request)
             if existing is not None:
                 return existing, False, None
             template_id = known_id or creation.register_template(conn, template, self.now())
-            task_id = creation.insert_task(
+            for child in descendants:
+                if self._stored_templates.get(child.key, (None, 0))[0] != child:
+                    stored_children[child.key] = (
+                        child,
+                        creation.register_template(conn, child, self.now()),
+                    )
+            task_id = children.create_task(
                 conn,
                 template,
                 request,
@@ -215,9 +241,23 @@ class Tasker:
             task_id, created, template_id = self.write(work)
         if template_id is not None:  # committed: later creations may skip registering
             self._stored_templates[template.key] = (template, template_id)
+            self._stored_templates.update(stored_children)
         if created:
             self.metrics.tasks_created.inc()
         return task_id, created
+
+    def _child_template(self, ref: ChildWorkflow) -> TemplateDefinition:
+        return self.template(ref.name, ref.namespace, ref.version)
+
+    def open_descendants(self, task_id: int) -> list[int]:
+        """The ids of the tasks below ``task_id`` (its child tasks, theirs...) that are
+        not final yet, oldest first."""
+        rows = self.read(lambda c: c.fetch_all("open_descendants", task_id=task_id))
+        return [int(row["id"]) for row in rows]
+
+    def children_of(self, task_id: int) -> list[Row]:
+        """The child tasks ``task_id`` started (id, status, parent_step_id), oldest first."""
+        return self.read(lambda c: children.children_of(c, task_id))
 
     def get_task(self, task_id: int, *, with_steps: bool = True) -> dict[str, Any]:
         def work(conn: Connection) -> dict[str, Any]:

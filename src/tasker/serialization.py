@@ -39,6 +39,9 @@ def step_json(row: Row) -> dict[str, Any]:
         "wait_for": row.get("wait_for"),
         "map": row.get("map_path"),
         "index": row.get("map_index"),
+        # Child workflows: the template it runs as a child task, and that task once started.
+        "workflow": row.get("workflow"),
+        "child_task_id": row.get("child_task_id"),
     }
 
 
@@ -60,6 +63,9 @@ def task_json(task: Row, steps: list[Row] | None) -> dict[str, Any]:
         # Delayed start and priority (rows from before migration 0008 lack them).
         "run_at": iso(task.get("run_at")),
         "priority": task.get("priority") or 0,
+        # A child task: the task and the step that started it (None otherwise).
+        "parent_task_id": task.get("parent_task_id"),
+        "parent_step_id": task.get("parent_step_id"),
     }
     if steps is not None:
         body["steps"] = _with_groups(steps)

@@ -44,12 +44,15 @@ TASK_KEYS = {
     "initiator", "source_system", "reason", "tags", "created_at", "completed_at", "steps",
     # delayed start and priority (DESIGN.md, Part 3)
     "run_at", "priority",
+    # child workflows (DESIGN.md, Part 3)
+    "parent_task_id", "parent_step_id",
 }  # fmt: skip
 STEP_KEYS = {
     "id", "name", "status", "depends_on", "attempts", "max_attempts", "retryable",
     "results", "error", "next_retry_at", "started_at", "completed_at",
     # dynamic workflows (DESIGN.md, Part 3)
     "join", "branches", "wait_for", "map", "index", "group", "instances",
+    "workflow", "child_task_id",
 }  # fmt: skip
 
 ORDER_V1 = """\

@@ -42,6 +42,7 @@ class StepSpec:
     join: str = "all"  # the join rule over skipped parents ("all" or "any")
     wait_for: str | None = None  # the signal it waits for, once its parents are done
     signalled: bool = False  # whether that signal has come
+    child_task_id: int | None = None  # the child task a running step waits for
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,8 @@ def blocking_reason(
 ) -> str:
     if step.status in DONE:
         return "finished"
+    if step.status == "in_progress" and step.child_task_id is not None:
+        return "waiting_for_child"
     if step.status in ("skipped", "cancelled", "in_progress"):
         return step.status
     if step.status == "error" and not step.retryable:
@@ -274,7 +277,15 @@ def task_specs(draw: st.DrawFn, now: datetime = NOW) -> TaskSpec:
             choices = ["pending"] * 4 + ["cancelled"]
         status = draw(st.sampled_from(choices))
         step = draw(_step_in(status, f"s{position}", parents, now))
-        steps.append(replace(step, join=join, wait_for=wait_for, signalled=signalled))
+        # A running step may be one waiting for its child task (a child workflow).
+        child = (
+            draw(st.sampled_from([None, None, 1000 + position]))
+            if status == "in_progress"
+            else None
+        )
+        steps.append(
+            replace(step, join=join, wait_for=wait_for, signalled=signalled, child_task_id=child)
+        )
     return TaskSpec(
         steps=tuple(steps), status=draw(_task_status(steps)), run_at=draw(_run_at(steps))
     )
@@ -519,6 +530,7 @@ class RawDb:
             "skipped_parents": skipped_parents(task, position),
             "join_mode": step.join,
             "wait_for": step.wait_for,
+            "child_task_id": step.child_task_id,
             "claimable_at": claimable_at(task, position),
             "next_retry_at": step.next_retry_at,
             "last_attempted_at": step.last_attempted_at,

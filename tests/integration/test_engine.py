@@ -457,6 +457,8 @@ def test_task_json_has_the_contract_shape(
         "completed_at",
         "run_at",
         "priority",
+        "parent_task_id",
+        "parent_step_id",
         "steps",
     ]
     assert task["created_at"] == "2026-01-01T00:00:00Z"
@@ -480,6 +482,8 @@ def test_task_json_has_the_contract_shape(
         "wait_for",
         "map",
         "index",
+        "workflow",
+        "child_task_id",
         "group",
         "instances",
     ]

@@ -23,7 +23,7 @@ def catalogue_templates() -> list[Template]:
     """``chain``: a -> b, both succeed. ``fragile``: ``root`` always fails (two
     attempts), ``leaf`` waits on it. ``once``: one step, one attempt. ``fork``: ``route``
     takes branch ``left`` and skips ``right``; ``gate`` waits for signal ``go``, and
-    ``each`` maps over the signal's ``items``."""
+    ``each`` maps over the signal's ``items``. ``nest``: a child workflow."""
     chain = Template("chain", defaults={"backoff": BACKOFF})
 
     @chain.step()
@@ -70,7 +70,11 @@ def catalogue_templates() -> list[Template]:
     def each(step: Any) -> Any:
         return step.item
 
-    return [chain, fragile, once, fork]
+    # ``nest``: ``sub`` runs ``chain`` as a child task (child_task_created).
+    nest = Template("nest")
+    nest.add_step("sub", None, workflow={"name": "chain"})
+
+    return [chain, fragile, once, fork, nest]
 
 
 @pytest.fixture
@@ -116,6 +120,9 @@ def emit_every_event(tasker: Tasker) -> list[dict[str, Any]]:
     tasker.signal_task(forked, "go", {"items": [1, 2]}, actor="ops")
     # whose payload is a list the map step expands over: map_expanded
     assert run_until_final(tasker, forked) == "complete"
+    # A child workflow: child_task_created, and the child's task_created names its parent
+    nested, _ = tasker.create_task(TaskRequest("nest"))
+    assert run_until_final(tasker, nested) == "complete"
     # A task cancelled while a step runs: the pending step is cancelled at once, the
     # running one when it reports (its result discarded)
     running, _ = tasker.create_task(TaskRequest("chain"))

@@ -249,6 +249,7 @@ REASON_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "skipped": ("skipped", {}),
     "waiting_for_signal": ("pending", {"attempts": 0, "wait_for": "go"}),
     "scheduled": ("pending", {"attempts": 0}),  # with the task's run_at in the future
+    "waiting_for_child": ("in_progress", {"child_task_id": 99}),
 }
 
 

@@ -1,5 +1,6 @@
-"""Load-time validation of the dynamic-workflow keys (join, branches, wait_for, map): each
-bad template is refused with one error naming the file, the step and the problem."""
+"""Load-time validation of the dynamic-workflow keys (join, branches, wait_for, map,
+workflow): each bad template is refused with one error naming the file, the step and the
+problem."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasker.definitions import load_template_file
+from tasker.definitions import TemplateRegistry, load_template_file
 from tasker.exceptions import TemplateError
 
 NOOP = "tasker.builtin_handlers:noop"
@@ -94,6 +95,42 @@ BAD = {
         """,
         "wait_for signal name 'no spaces' is invalid",
     ),
+    "workflow-itself": (
+        """
+        - {name: a, workflow: {name: flow}}
+        """,
+        "step 'a': workflow default/flow is this template itself",
+    ),
+    "workflow-not-a-mapping": (
+        """
+        - {name: a, workflow: shipping/parcel}
+        """,
+        "step 'a': workflow must be a mapping {namespace, name, version}, got a string",
+    ),
+    "workflow-unknown-key": (
+        """
+        - {name: a, workflow: {name: x, versoin: 1}}
+        """,
+        "step 'a': unknown key 'versoin' in workflow; allowed keys: namespace, name, version",
+    ),
+    "workflow-without-name": (
+        """
+        - {name: a, workflow: {namespace: shipping}}
+        """,
+        "step 'a': workflow: missing required key 'name'",
+    ),
+    "workflow-bad-version": (
+        """
+        - {name: a, workflow: {name: x, version: latest}}
+        """,
+        "step 'a': workflow version 'latest' is not a dotted numeric version",
+    ),
+    "workflow-and-wait": (
+        """
+        - {name: a, workflow: {name: x}, wait_for: go}
+        """,
+        "step 'a': workflow cannot be combined with wait_for or branches",
+    ),
 }
 
 
@@ -118,3 +155,32 @@ def test_a_dotted_parent_name_is_matched_whole_in_a_map_path(tmp_path: Path) -> 
     )
     (template,) = load_template_file(path)
     assert template.step("each").map == "list.files.out"
+
+
+def test_a_workflow_naming_an_unknown_template_of_a_loaded_namespace_is_refused(
+    tmp_path: Path,
+) -> None:
+    # Given two files of namespace shipping, one starting a template the other does not hold
+    (tmp_path / "a.yaml").write_text(
+        "namespace: shipping\nname: order\nsteps:\n"
+        "  - {name: ship, workflow: {namespace: shipping, name: parcle}}\n"
+    )
+    (tmp_path / "b.yaml").write_text(
+        f'namespace: shipping\nname: parcel\nsteps:\n  - {{name: send, handler: "{NOOP}"}}\n'
+    )
+    # When they are loaded together, Then the reference is refused naming file and step
+    with pytest.raises(TemplateError, match=r"a\.yaml: step 'ship': workflow names an unknown"):
+        TemplateRegistry.from_paths([str(tmp_path)])
+    # And one naming a namespace not loaded here waits for task creation
+    (tmp_path / "a.yaml").write_text(
+        "namespace: shipping\nname: order\nsteps:\n"
+        "  - {name: ship, workflow: {namespace: elsewhere, name: parcel}}\n"
+    )
+    assert len(TemplateRegistry.from_paths([str(tmp_path)])) == 2
+
+
+def test_a_workflow_cycle_among_loaded_templates_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("name: a\nsteps:\n  - {name: s, workflow: {name: b}}\n")
+    (tmp_path / "b.yaml").write_text("name: b\nsteps:\n  - {name: s, workflow: {name: a}}\n")
+    with pytest.raises(TemplateError, match="recurse without end"):
+        TemplateRegistry.from_paths([str(tmp_path)])

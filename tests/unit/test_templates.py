@@ -475,6 +475,7 @@ def test_to_dict_is_json_and_from_dict_gives_back_an_equal_definition(tmp_path: 
         "wait_for": None,
         "map": None,
         "max_items": 10_000,
+        "workflow": None,
     }
     assert parse_template(data) == template
 

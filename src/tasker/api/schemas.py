@@ -33,6 +33,7 @@ BlockingReason = Literal[
     "skipped",
     "waiting_for_signal",
     "scheduled",
+    "waiting_for_child",
     # Extension: ready, but no live worker serves the step's handler (tasker.engine.coverage).
     "no_worker_for_handler",
 ]
@@ -190,6 +191,9 @@ class StepOut(BaseModel):
     index: int | None = None
     group: str | None = None
     instances: dict[str, int] | None = None
+    # Child workflows: the template the step runs as a child task, and that task.
+    workflow: dict[str, Any] | None = None
+    child_task_id: int | None = None
 
 
 class TaskSummary(BaseModel):
@@ -208,6 +212,9 @@ class TaskSummary(BaseModel):
     completed_at: datetime | None = None
     run_at: datetime | None = None
     priority: int = 0
+    # A child task: the task and the step that started it.
+    parent_task_id: int | None = None
+    parent_step_id: int | None = None
 
 
 class TaskOut(TaskSummary):

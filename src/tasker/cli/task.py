@@ -203,6 +203,7 @@ def show_command(
         execution = tasker.execution_context(task_id)
         unserved = _unserved_handlers(tasker, task, readiness)
         now = tasker.now()
+        child_states = {c["id"]: c["status"] for c in tasker.children_of(task_id)}
     console = common.stdout_console()
     console.print(
         Text.assemble(
@@ -221,6 +222,11 @@ def show_command(
             console.print(f"{key}: {task[key]}", markup=False)
     if task["tags"]:
         console.print(f"tags: {', '.join(task['tags'])}", markup=False)
+    if task["parent_task_id"] is not None:
+        parent_step = task["parent_step_id"]
+        console.print(
+            f"child of task {task['parent_task_id']} (its step id {parent_step})", markup=False
+        )
     console.print(f"context: {json.dumps(task['context'])}", markup=False, highlight=False)
     console.print(
         f"execution: {execution.execution_status} · next: {execution.recommended_action}"
@@ -261,16 +267,28 @@ def show_command(
                 text.append(f": {total} instances ({counts or 'none'})", style="cyan")
                 if total > SHOWN_INSTANCES:
                     text.append(f", the first {SHOWN_INSTANCES} below (--json: all)", style="dim")
+        child = step["child_task_id"]
         if row is not None and row.blocking_reason == "scheduled":
             text.append(f"  scheduled: starts at {when(task['run_at'])}", style="yellow")
         elif row is not None and row.blocking_reason == "waiting_for_signal":
             text.append(f"  waiting for signal {step['wait_for']}", style="yellow")
+        elif row is not None and row.blocking_reason == "waiting_for_child":
+            text.append(
+                f"  waiting for child task {child} ({child_states.get(child, '?')})",
+                style="yellow",
+            )
         elif step_name in unserved:
             text.append(f"  blocked: no live worker serves handler {unserved[step_name]}")
         elif row is not None and row.blocking_reason not in (None, "finished", "skipped"):
             text.append(f"  blocked: {row.blocking_reason}", style="dim")
         elif row is not None and row.ready_for_execution:
             text.append("  ready", style="green")
+        if step["workflow"] is not None and step["status"] != "in_progress":
+            workflow = step["workflow"]
+            ran = f"child task {child}" if child is not None else "no child task yet"
+            text.append(
+                f"  workflow {workflow['namespace']}/{workflow['name']}: {ran}", style="cyan"
+            )
         if step["error"]:
             text.append(f"  {error_summary(step['error'])}", style="red")
         if step["results"] is not None:  # whole in --json

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from tasker.definitions.handler_paths import handler_path_of
 from tasker.definitions.parse import STEP_KEYS, parse_template
-from tasker.definitions.template import TemplateDefinition
+from tasker.definitions.template import ChildWorkflow, TemplateDefinition
 from tasker.exceptions import TemplateError
 from tasker.retry import Backoff
 
@@ -73,7 +73,8 @@ class Template:
         """Decorator: the function becomes a step (named after it unless ``name`` is given).
 
         ``options`` are the YAML step keys: max_attempts, retryable, timeout_seconds,
-        backoff, config, description. The function is returned unchanged.
+        backoff, config, description, join, branches, wait_for, map, max_items, workflow
+        (a mapping or a ``ChildWorkflow``). The function is returned unchanged.
         """
 
         def register(function: F) -> F:
@@ -93,7 +94,8 @@ class Template:
         **options: Any,
     ) -> None:
         """Add a step; ``handler`` is a ``"module:callable"`` path or the function itself
-        (None for a step with ``wait_for`` whose signal payload is its result)."""
+        (None for a step with ``wait_for`` whose signal payload is its result, or with
+        ``workflow`` whose child task gets the default context)."""
         unknown = sorted(set(options) - set(STEP_OPTIONS))
         if unknown:
             raise TemplateError(
@@ -153,8 +155,8 @@ class Template:
 
 
 def _plain(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Options as YAML would give them: a Backoff becomes its mapping."""
+    """Options as YAML would give them: a Backoff or a ChildWorkflow becomes its mapping."""
     return {
-        key: asdict(value) if isinstance(value, Backoff) else value
+        key: asdict(value) if isinstance(value, Backoff | ChildWorkflow) else value
         for key, value in options.items()
     }

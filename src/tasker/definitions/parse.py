@@ -1,10 +1,11 @@
 """The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
 
 Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
-``priority``, ``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``, ``branches``,
-``wait_for``, ``map`` and ``max_items`` (dynamic workflows). Quote the version: YAML reads
-``version: 1.10`` as the float 1.1. Unquoted numbers are accepted and turned into
-strings. The same parser serves YAML files, the Python builder and stored definitions.
+``priority``, ``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``,
+``branches``, ``wait_for``, ``map``, ``max_items`` and ``workflow`` (dynamic workflows).
+Quote the version: YAML reads ``version: 1.10`` as the float 1.1. Unquoted numbers are
+accepted and turned into strings. The same parser serves YAML files, the Python builder
+and stored definitions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import asdict, replace
 from typing import Any, Protocol
 
 from tasker.definitions.template import (
+    ChildWorkflow,
     StepSpec,
     TemplateDefinition,
     check_priority,
@@ -29,9 +31,10 @@ TOP_LEVEL_KEYS = (
 DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
 STEP_KEYS = (
     "name", "handler", "depends_on", "description", "config", *DEFAULTS_KEYS,
-    "join", "branches", "wait_for", "map", "max_items",
+    "join", "branches", "wait_for", "map", "max_items", "workflow",
 )  # fmt: skip
 BACKOFF_KEYS = ("base_seconds", "max_seconds", "jitter")
+WORKFLOW_KEYS = ("namespace", "name", "version")
 
 
 def parse_template(
@@ -40,8 +43,11 @@ def parse_template(
     source: str | None = None,
     check_handlers: bool = True,
     known_handlers: Collection[str] = (),
+    validate: bool = True,
 ) -> TemplateDefinition:
-    """Check the shape of one YAML document (keys and types), apply defaults, validate."""
+    """Check the shape of one YAML document (keys and types), apply defaults, validate.
+    ``validate=False`` skips the rules a stored definition passed when it was registered
+    (an in-process handler's path, say, is not importable from another process)."""
 
     def fail(problem: str, step: str | None = None) -> TemplateError:
         return TemplateError(problem, source=source, step=step)
@@ -75,7 +81,8 @@ def parse_template(
         priority=_priority(data.get("priority", 0), fail),
         source=source,
     )
-    validate_template(template, check_handlers=check_handlers, known_handlers=known_handlers)
+    if validate:
+        validate_template(template, check_handlers=check_handlers, known_handlers=known_handlers)
     return template
 
 
@@ -92,7 +99,8 @@ def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
         raise fail(f"steps[{index}]: {problem}")
     _check_keys(raw, STEP_KEYS, "a step", fail, name)
     wait_for = _optional_text(raw.get("wait_for"), "wait_for", fail, name)
-    if raw.get("handler") is None and wait_for is None:
+    workflow = _workflow(raw.get("workflow"), fail, name)
+    if raw.get("handler") is None and wait_for is None and workflow is None:
         raise fail("missing required key 'handler'", name)
     if wait_for is not None:
         # timeout_seconds of a waiting step is how long it waits: the template's default
@@ -127,10 +135,33 @@ def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
             wait_for=wait_for,
             map=_optional_text(raw.get("map"), "map", fail, name),
             max_items=raw.get("max_items", 10_000),
+            workflow=workflow,
         ),
         "step",
         fail,
         name,
+    )
+
+
+def _workflow(raw: Any, fail: _Fail, step: str) -> ChildWorkflow | None:
+    """``workflow: {namespace, name, version}``; namespace defaults to ``default`` and
+    version to the highest registered one when a task is created."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise fail(
+            f"workflow must be a mapping {{namespace, name, version}}, got {_type_name(raw)}", step
+        )
+    _check_keys(raw, WORKFLOW_KEYS, "workflow", fail, step)
+    if raw.get("name") is None:
+        raise fail("workflow: missing required key 'name'", step)
+    version = raw.get("version")
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        version = str(version)
+    return ChildWorkflow(
+        namespace=_text(raw.get("namespace", "default"), "workflow namespace", fail, step),
+        name=_text(raw["name"], "workflow name", fail, step),
+        version=_optional_text(version, "workflow version", fail, step),
     )
 
 

@@ -10,6 +10,7 @@ from tasker.definitions.builder import Template
 from tasker.definitions.handler_paths import import_handler
 from tasker.definitions.loader import collect_templates
 from tasker.definitions.template import TemplateDefinition, validate_template
+from tasker.definitions.workflows import check_known_workflows
 from tasker.exceptions import TemplateError, TemplateNotFound
 
 
@@ -31,6 +32,7 @@ class TemplateRegistry:
         registry = cls()
         for template in collect_templates(paths, check_handlers=check_handlers):
             registry.add(template, check_handlers=check_handlers)
+        check_known_workflows(registry.all())
         return registry
 
     def add(

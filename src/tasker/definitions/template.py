@@ -24,6 +24,31 @@ MIN_PRIORITY, MAX_PRIORITY = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
+class ChildWorkflow:
+    """The template a step runs as a child task (``workflow:``); version None: the highest
+    registered when the task is created."""
+
+    namespace: str
+    name: str
+    version: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}" + (f"@{self.version}" if self.version else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "name": self.name, "version": self.version}
+
+    def matches(self, template: TemplateDefinition) -> bool:
+        """Whether this reference names ``template`` (any version of it when unversioned)."""
+        return (
+            self.namespace == template.namespace
+            and self.name == template.name
+            and self.version in (None, template.version)
+        )
+
+
+@dataclass(frozen=True)
 class StepSpec:
     """One step of a template. Defaults are the built-in ones; YAML ``defaults`` override them."""
 
@@ -45,6 +70,9 @@ class StepSpec:
     # per item, at most max_items of them.
     map: str | None = None
     max_items: int = 10_000
+    # The template this step runs as a child task; the step completes with the child's
+    # results. Its handler, when it has one, returns the child's context.
+    workflow: ChildWorkflow | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +90,7 @@ class StepSpec:
             "wait_for": self.wait_for,
             "map": self.map,
             "max_items": self.max_items,
+            "workflow": self.workflow.to_dict() if self.workflow else None,
         }
 
 
@@ -219,8 +248,9 @@ def validate_template(
     for spec in t.steps:
         _validate_step(spec, names, fail)
         _validate_dynamic(spec, children.get(spec.name, []), signals, fail)
+        _validate_workflow(spec, t, fail)
         if spec.handler is None:
-            continue  # waits for a signal: its payload is its result
+            continue  # waits for a signal (its payload is its result) or runs a child task
         if check_handlers and spec.handler not in known_handlers:
             try:
                 import_handler(spec.handler)
@@ -324,8 +354,10 @@ def _validate_dynamic(
                 f"{signals[spec.wait_for]!r}; signal names must be unique in a template"
             )
         signals[spec.wait_for] = spec.name
-    elif spec.handler is None:
-        raise problem("missing required key 'handler' (only a step with wait_for may omit it)")
+    elif spec.handler is None and spec.workflow is None:
+        raise problem(
+            "missing required key 'handler' (only a step with wait_for or workflow may omit it)"
+        )
     if isinstance(spec.max_items, bool) or not isinstance(spec.max_items, int):
         raise problem(f"max_items must be an integer, got {spec.max_items!r}")
     if spec.max_items < 1:
@@ -339,6 +371,32 @@ def _validate_dynamic(
                 f"map {spec.map!r} must name a list in a parent's results as PARENT.KEY[.KEY...]"
                 f" (its parents: {parents})"
             )
+
+
+def _validate_workflow(spec: StepSpec, t: TemplateDefinition, fail: _Fail) -> None:
+    """``workflow``: a well-formed reference, not combined with what a child cannot do, and
+    not the template itself (it would start itself for ever). Whether the template exists,
+    and cycles through other templates, are checked when a task is created."""
+    child = spec.workflow
+    if child is None:
+        return
+
+    def problem(message: str) -> TemplateError:
+        return fail(message, spec.name)
+
+    _check_name(child.namespace, "workflow namespace", fail, spec.name)
+    _check_name(child.name, "workflow name", fail, spec.name)
+    if child.version is not None and not VERSION_PATTERN.match(child.version):
+        raise problem(
+            f"workflow version {child.version!r} is not a dotted numeric version such as 1.0.0"
+        )
+    if spec.wait_for is not None or spec.branches:
+        raise problem("workflow cannot be combined with wait_for or branches")
+    if child.matches(t):
+        raise problem(
+            f"workflow {child.label} is this template itself: a child workflow cannot "
+            "start its own template (it would recurse without end)"
+        )
 
 
 def map_parent(spec: StepSpec) -> tuple[str, tuple[str, ...]] | None:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tasker.engine.finalization import finalize_tasks
+from tasker.engine.children import start_children
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
 from tasker.engine.maps import settle_groups
+from tasker.engine.parents import finalize
 from tasker.engine.release import BRANCH_NOT_TAKEN, release_children, skip_steps
 from tasker.payloads import storable_text
 from tasker.retry import Backoff, next_retry_at, should_retry
@@ -230,22 +231,42 @@ def record_outcomes(
     history = HistoryWriter()
     finish_rows: list[dict[str, Any]] = []
     pending_changes: dict[int, tuple[Outcome, dict[str, Any]]] = {}
+    # Steps with a workflow whose handler returned: they start their child task instead of
+    # completing (the results are its context; None: the default one).
+    spawning: list[Row] = []
+    contexts: dict[int, Any] = {}
     for outcome in outcomes:
         step = held.get(outcome.step_id)
         if step is None:
             report.stale.append(outcome.step_id)
             continue
         outcome = checked_branch(outcome, step["name"], step["branches"] or [])
+        if (
+            outcome.ok
+            and step["workflow"] is not None
+            and tasks[outcome.task_id]["status"] != "cancelled"
+        ):
+            spawning.append({**step, "status": "in_progress"})
+            if outcome.results is not None:
+                contexts[step["id"]] = outcome.results
+            report.recorded.append(step["id"])
+            report.step_results[step["id"]] = "waiting"
+            continue
         row, payload = _finish_row(outcome, step, tasks[outcome.task_id], now, rand)
         finish_rows.append(row)
         pending_changes[outcome.step_id] = (outcome, payload)
-    if not finish_rows:
+    if not finish_rows and not spawning:
         return report
 
     done_per_task: Counter[int] = Counter()
     completed_ids: list[int] = []
     not_taken: list[int] = []
-    finished = conn.fetch_all("finish_steps", rows=Json(finish_rows), now=now)
+    finished = (
+        conn.fetch_all("finish_steps", rows=Json(finish_rows), now=now) if finish_rows else []
+    )
+    started = start_children(conn, history, spawning, now, actor=actor, contexts=contexts)
+    for row in started.failed:
+        report.step_results[row["id"]] = "failed"
     for row in finished:
         outcome, payload = pending_changes[row["id"]]
         report.recorded.append(row["id"])
@@ -289,7 +310,7 @@ def record_outcomes(
     # Map instances that finished change their group's derived state.
     groups = {
         row["group_id"]
-        for row in finished
+        for row in [*finished, *started.failed]
         if row["group_id"] is not None and row["status"] in ("complete", "error")
     }
     settled = settle_groups(conn, history, groups, now, actor)
@@ -312,7 +333,7 @@ def record_outcomes(
         {**task, "done_steps": task["done_steps"] + done_per_task[task_id]}
         for task_id, task in tasks.items()
     ]
-    report.finalized = finalize_tasks(conn, list(tasks), history, now, actor=actor, tasks=current)
+    report.finalized = finalize(conn, list(tasks), history, now, actor=actor, tasks=current)
     report.task_durations = {
         task_id: (now - tasks[task_id]["created_at"]).total_seconds()
         for task_id in report.finalized

@@ -13,11 +13,11 @@ from tasker.definitions import TemplateDefinition
 from tasker.definitions.template import check_priority
 from tasker.engine.history import Change, Event, HistoryWriter
 from tasker.engine.maps import DEFAULT_MAX_TASK_STEPS
-from tasker.engine.release import begin_waits
+from tasker.engine.waits import begin_waits
 from tasker.exceptions import IdempotencyConflict, ValidationError
 from tasker.payloads import check_storable, check_text
 from tasker.serialization import iso
-from tasker.store.database import Connection, Json
+from tasker.store.database import Connection, Json, Row
 
 MAX_DELAY_SECONDS = 100 * 365 * 86400.0  # the longest delay_seconds accepted: 100 years
 
@@ -140,10 +140,16 @@ def insert_task(
     actor: str | None = None,
     template_id: int | None = None,
     max_steps: int = DEFAULT_MAX_TASK_STEPS,
-) -> int:
+    *,
+    parent: tuple[int, int] | None = None,
+    workflows: dict[str, dict[str, Any]] | None = None,
+) -> tuple[int, list[Row]]:
     """Write a new task with all its steps and edges. The caller checked the request.
     ``template_id``: the stored template's id when the caller knows it is current
-    (registering takes the template row's lock, which would serialise creators)."""
+    (registering takes the template row's lock, which would serialise creators).
+    ``parent``: (task id, step id) when it is a child task; ``workflows``: step name ->
+    the pinned reference of each step with ``workflow``. Returns the task's id and its
+    root steps (``engine/children.py`` starts those that run a child without a handler)."""
     if len(template.steps) > max_steps:
         raise ValidationError(
             f"template {template.key} has {len(template.steps)} steps, more than a task may "
@@ -171,10 +177,13 @@ def insert_task(
         max_steps=max_steps,
         run_at=run_at,
         priority=priority,
+        parent_task_id=parent[0] if parent else None,
+        parent_step_id=parent[1] if parent else None,
         now=now,
     )
     assert row is not None
     task_id: int = row["id"]
+    workflows = workflows or {}
     step_rows = [
         {
             "name": spec.name,
@@ -194,6 +203,9 @@ def insert_task(
             "wait_timeout_seconds": spec.timeout_seconds if spec.wait_for else None,
             "map_path": spec.map,
             "max_items": spec.max_items if spec.map else None,
+            "workflow": workflows.get(spec.name, spec.workflow.to_dict())
+            if spec.workflow
+            else None,
         }
         for position, spec in enumerate(template.steps)
     ]
@@ -235,6 +247,8 @@ def insert_task(
         created["run_at"] = iso(run_at)
     if priority:
         created["priority"] = priority
+    if parent is not None:  # a child task's events link to its parent through this one
+        created.update(parent_task_id=parent[0], parent_step_id=parent[1])
     history.event(Event("workflow.task_created", task_id, created))
     # Roots that wait for a signal start waiting now (no signal can have come yet).
     begin_waits(
@@ -249,4 +263,4 @@ def insert_task(
         history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
         conn.execute("notify_steps_ready")
     history.flush(conn, now)
-    return task_id
+    return task_id, [s for s in inserted if s["total_parents"] == 0]

@@ -29,10 +29,13 @@ DEFAULT_MAX_TASK_STEPS = 100_000
 
 @dataclass
 class Settled:
-    """Groups that reached a final state: ``completed`` ones release their children."""
+    """Groups that reached a final state: ``completed`` ones release their children.
+    ``created``: the instances expanding made (id, task_id, name, handler, workflow,
+    map_item, group_id)."""
 
     completed: list[Row] = field(default_factory=list)
     failed: list[Row] = field(default_factory=list)
+    created: list[Row] = field(default_factory=list)
 
 
 def expand_groups(
@@ -77,6 +80,9 @@ def expand_groups(
         created = conn.fetch_all("expand_map", group_id=group["id"], rows=Json(rows), now=now)
         conn.execute("copy_map_edges", group_id=group["id"])
         added[task["id"]] += len(created)
+        settled.created += [
+            {**step, "group_id": group["id"], "status": "pending"} for step in created
+        ]
         for step in created:
             history.change(
                 Change(

@@ -10,10 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from tasker.engine.attempts import branch_problem
-from tasker.engine.finalization import finalize_tasks, set_task_status
+from tasker.engine.children import children_of, start_children
+from tasker.engine.finalization import set_task_status
 from tasker.engine.history import Change, HistoryWriter, step_event
-from tasker.engine.maps import expand_groups, settle_groups
-from tasker.engine.release import BRANCH_NOT_TAKEN, begin_waits, release_children, skip_steps
+from tasker.engine.maps import settle_groups
+from tasker.engine.parents import finalize, settle_parents
+from tasker.engine.release import BRANCH_NOT_TAKEN, expand, release_children, skip_steps
+from tasker.engine.waits import begin_waits
 from tasker.exceptions import InvalidTransition, NotFound, ValidationError
 from tasker.payloads import check_storable, check_text
 from tasker.states import STEP_TRANSITIONS, TASK_TRANSITIONS, State, can_transition
@@ -108,26 +111,42 @@ def _set_steps(
 def cancel_task(
     conn: Connection, task_id: int, now: datetime, *, actor: str | None, reason: str | None
 ) -> bool:
-    """Cancel pending and failed steps and the task. Running steps finish, but their
-    results are discarded when they report. Returns False when already cancelled."""
+    """Cancel pending and failed steps and the task, and its unfinished child tasks (and
+    theirs). Running steps finish, but their results are discarded when they report.
+    A child task cancelled on its own fails the step that started it. Returns False when
+    already cancelled."""
     _check_reason(reason)
     task = _lock_task(conn, task_id)
     if not _check_task(task, State.CANCELLED):
         return False
     history = HistoryWriter()
     steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
-    # A map group in progress never reports by itself: it is cancelled with the task.
+    # A map group in progress, or a step waiting for its child task, never reports by
+    # itself: it is cancelled with the task.
     to_cancel = [
         (s, State.CANCELLED)
         for s in steps
         if s["status"] in ("pending", "error")
-        or (s["status"] == "in_progress" and s["map_path"] is not None)
+        or (
+            s["status"] == "in_progress"
+            and (s["map_path"] is not None or s["child_task_id"] is not None)
+        )
     ]
     _set_steps(conn, history, to_cancel, now, actor=actor, reason=reason)
     set_task_status(
         conn, history, task_id, task["status"], "cancelled", now, actor=actor, reason=reason
     )
+    settle_parents(conn, history, {task_id: "cancelled"}, now, actor=actor)
     history.flush(conn, now)
+    for child in children_of(conn, task_id):
+        if child["status"] in ("pending", "in_progress", "error"):
+            cancel_task(
+                conn,
+                child["id"],
+                now,
+                actor=actor,
+                reason=reason or f"parent task {task_id} was cancelled",
+            )
     return True
 
 
@@ -144,15 +163,60 @@ def retry_task(
             "in_progress",
             f"task {task_id} is {task['status']!r}: only a failed task can be retried",
         )
-    steps = conn.fetch_all("lock_task_steps", task_id=task_id, names=None)
     history = HistoryWriter()
-    set_task_status(conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason)
-    changed = _reopen(
-        conn, history, [s for s in steps if s["status"] == "error"], now, actor, reason
-    )
+    changed = _rerun(conn, history, task, now, actor, reason)
+    _reopen_parent_step(conn, history, task, now, actor, reason)
     conn.execute("notify_steps_ready")
     history.flush(conn, now)
     return [row["name"] for row in changed]
+
+
+def _rerun(
+    conn: Connection,
+    history: HistoryWriter,
+    task: Row,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> list[Row]:
+    """A failed (locked) task runs again: its failed steps re-open."""
+    steps = conn.fetch_all("lock_task_steps", task_id=task["id"], names=None)
+    set_task_status(
+        conn, history, task["id"], "error", "in_progress", now, actor=actor, reason=reason
+    )
+    return _reopen(conn, history, [s for s in steps if s["status"] == "error"], now, actor, reason)
+
+
+def _reopen_parent_step(
+    conn: Connection,
+    history: HistoryWriter,
+    task: Row,
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> None:
+    """A child task retried on its own: the step that started it (failed when the child
+    did) waits for it again, and a failed parent task runs again, and so on up."""
+    if task["parent_step_id"] is None:
+        return
+    parent = conn.fetch_all("lock_tasks", task_ids=[task["parent_task_id"]])
+    steps = [
+        s
+        for s in (
+            conn.fetch_all("lock_task_steps", task_id=parent[0]["id"], names=None) if parent else []
+        )
+        if s["id"] == task["parent_step_id"] and s["status"] == "error"
+    ]
+    if not steps:
+        return
+    _set_steps(conn, history, [(steps[0], State.IN_PROGRESS)], now, actor=actor, reason=reason)
+    if steps[0]["group_id"] is not None:
+        settle_groups(conn, history, {steps[0]["group_id"]}, now, actor)
+    if parent[0]["status"] == "error":
+        set_task_status(
+            conn, history, parent[0]["id"], "error", "in_progress", now, actor=actor, reason=reason
+        )
+        _reopen_parent_step(conn, history, parent[0], now, actor, reason)
 
 
 def _reopen(
@@ -181,19 +245,64 @@ def _reopen(
     changed = _set_steps(
         conn,
         history,
-        [(s, State.PENDING) for s in targets.values()],
+        [
+            (s, State.PENDING)
+            for s in _retry_children(conn, history, list(targets.values()), now, actor, reason)
+        ],
         now,
         actor=actor,
         reason=reason,
     )
     reopened = [targets[row["id"]] for row in changed]
     _rewait(conn, history, reopened, now, actor=actor)
+    spawning = [
+        {**s, "status": "pending"}
+        for s in reopened
+        if s["workflow"] is not None
+        and not s["handler"]
+        and s["map_path"] is None
+        and s["remaining_parents"] == 0
+    ]
+    started = start_children(conn, history, spawning, now, actor=actor)
+    failed_groups = {r["group_id"] for r in started.failed if r["group_id"] is not None}
+    settle_groups(conn, history, failed_groups, now, actor)
     expanded = [s for s in reopened if s["map_path"] is not None and s["remaining_parents"] == 0]
-    completed = expand_groups(conn, history, expanded, now, actor).completed
+    completed = expand(conn, history, expanded, now, actor).completed
     touched = {s["group_id"] for s in reopened if s["group_id"] is not None}
     completed += settle_groups(conn, history, touched, now, actor).completed
     _release_completed(conn, history, completed, now, actor)
     return changed
+
+
+def _retry_children(
+    conn: Connection,
+    history: HistoryWriter,
+    failed: list[Row],
+    now: datetime,
+    actor: str | None,
+    reason: str | None,
+) -> list[Row]:
+    """Failed steps whose child task failed retry that child (its failed steps run
+    again; the steps it completed are kept) and wait for it again: a step never starts a
+    second child. Returns the other steps, to re-open as usual."""
+    others = []
+    for step in failed:
+        if step["child_task_id"] is None:
+            others.append(step)
+            continue
+        child = conn.fetch_all("lock_tasks", task_ids=[step["child_task_id"]])
+        if not child or child[0]["status"] != "error":
+            status = child[0]["status"] if child else "deleted"
+            raise ValidationError(
+                f"cannot retry step {step['name']!r} of task {step['task_id']}: its child task "
+                f"{step['child_task_id']} is {status!r} and cannot run again; resolve the step "
+                "by hand instead"
+            )
+        _rerun(conn, history, child[0], now, actor, reason)
+        _set_steps(conn, history, [(step, State.IN_PROGRESS)], now, actor=actor, reason=reason)
+        if step["group_id"] is not None:
+            settle_groups(conn, history, {step["group_id"]}, now, actor)
+    return others
 
 
 def _release_completed(
@@ -206,7 +315,7 @@ def _release_completed(
     released = release_children(conn, [r["id"] for r in completed], history, now, actor=actor)
     released.add_done(completed)
     _add_done(conn, released.done, now)
-    finalize_tasks(conn, sorted({r["task_id"] for r in completed}), history, now, actor=actor)
+    finalize(conn, sorted({r["task_id"] for r in completed}), history, now, actor=actor)
 
 
 def _rewait(
@@ -326,7 +435,7 @@ def resolve_step(
     )
     released.done[task_id] += 1 + len(skipped) + len(settled.completed)
     _add_done(conn, released.done, now)
-    decided = finalize_tasks(conn, [task_id], history, now, actor=actor)
+    decided = finalize(conn, [task_id], history, now, actor=actor)
     if task["status"] == "error" and task_id not in decided and released.ready:
         set_task_status(
             conn, history, task_id, "error", "in_progress", now, actor=actor, reason=reason

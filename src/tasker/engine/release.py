@@ -7,6 +7,8 @@ parent (the ``release_children`` query). A child whose parents are all finished 
 - is skipped when its ``join`` rule says so (``all``: a parent was skipped; ``any``: every
   parent was), which releases its own children in turn, or
 - is expanded into its map instances (``map``, see ``engine/maps.py``), or
+- starts its child task when it runs one without a handler (``workflow``, see
+  ``engine/children.py``; map instances of such a step too), or
 - starts waiting for its signal (``wait_for``). If the signal is already there, the child
   is claimable when it has a handler, and otherwise complete with the signal's payload
   as its results, which releases its children in turn.
@@ -21,12 +23,13 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
+from tasker.engine.children import start_children
 from tasker.engine.history import Change, Event, HistoryWriter, step_event
-from tasker.engine.maps import expand_groups
-from tasker.store.database import Connection, Json, Row
+from tasker.engine.maps import Settled, expand_groups, settle_groups
+from tasker.engine.waits import begin_waits
+from tasker.store.database import Connection, Row
 
 BRANCH_NOT_TAKEN = "branch not taken"
 
@@ -63,6 +66,7 @@ def release_children(
         join_skipped: dict[str, list[int]] = defaultdict(list)
         waiting: list[Row] = []
         groups: list[Row] = []
+        spawning: list[Row] = []
         for child in rows:
             if child["status"] != "pending":
                 continue
@@ -74,6 +78,8 @@ def release_children(
                     waiting.append(child)
                 elif child["map_path"] is not None:
                     groups.append(child)
+                elif child["workflow"] is not None and not child["handler"]:
+                    spawning.append(child)
                 elif child["claimable_at"] is not None:
                     ready[child["task_id"]].append(child["name"])
         skipped = []
@@ -82,7 +88,8 @@ def release_children(
             released.add_done(changed)
             skipped += [row["id"] for row in changed]
         completed, claimable = begin_waits(conn, history, waiting, now, actor=actor)
-        completed += expand_groups(conn, history, groups, now, actor).completed
+        completed += expand(conn, history, groups, now, actor).completed
+        start_children(conn, history, spawning, now, actor=actor)
         released.add_done(completed)
         satisfied = [row["id"] for row in completed]
         for row in claimable:
@@ -93,6 +100,23 @@ def release_children(
         conn.execute("notify_steps_ready")
     released.ready = sum(len(names) for names in ready.values())
     return released
+
+
+def expand(
+    conn: Connection, history: HistoryWriter, groups: list[Row], now: datetime, actor: str | None
+) -> Settled:
+    """``expand_groups``; the instances of a group that runs a child workflow without a
+    handler start their children at once (a failed start settles the group)."""
+    settled = expand_groups(conn, history, groups, now, actor)
+    spawning = [
+        row for row in settled.created if row["workflow"] is not None and not row["handler"]
+    ]
+    if spawning:
+        started = start_children(conn, history, spawning, now, actor=actor)
+        failed = {row["group_id"] for row in started.failed if row["group_id"] is not None}
+        more = settle_groups(conn, history, failed, now, actor)
+        settled.failed += more.failed
+    return settled
 
 
 def _skipped_by_join(child: Row) -> str | None:
@@ -133,77 +157,3 @@ def skip_steps(
             )
         )
     return changed
-
-
-def begin_waits(
-    conn: Connection,
-    history: HistoryWriter,
-    steps: list[Row],
-    now: datetime,
-    *,
-    actor: str | None = None,
-) -> tuple[list[Row], list[Row]]:
-    """Steps with ``wait_for`` whose parents are done: those whose signal came are
-    completed by it (no handler) or made claimable (handler); the others wait, until
-    their deadline when they have a timeout. Returns (completed, claimable) rows."""
-    if not steps:
-        return [], []
-    payloads = {
-        row["step_id"]: row["payload"]
-        for row in conn.fetch_all("step_signals", step_ids=[s["id"] for s in steps])
-    }
-    signalled = [s for s in steps if s["id"] in payloads]
-    deadlines = [
-        {"id": s["id"], "deadline": now + timedelta(seconds=s["wait_timeout_seconds"])}
-        for s in steps
-        if s["id"] not in payloads and s["wait_timeout_seconds"] is not None
-    ]
-    if deadlines:
-        conn.execute("start_waits", rows=Json(deadlines), now=now)
-    claimable = [s for s in signalled if s["handler"]]
-    if claimable:
-        conn.execute("release_waits", step_ids=[s["id"] for s in claimable], now=now)
-    completed = complete_with_signals(
-        conn, history, [(s, payloads[s["id"]]) for s in signalled if not s["handler"]], now, actor
-    )
-    return completed, claimable
-
-
-def complete_with_signals(
-    conn: Connection,
-    history: HistoryWriter,
-    steps: list[tuple[Row, Any]],
-    now: datetime,
-    actor: str | None,
-) -> list[Row]:
-    """Handler-less waiting steps complete with their signal's payload as results."""
-    if not steps:
-        return []
-    rows = [
-        {
-            "id": step["id"],
-            "status": "complete",
-            "results": payload,
-            "error": None,
-            "retryable": step["retryable"],
-            "next_retry_at": None,
-        }
-        for step, payload in steps
-    ]
-    completed = conn.fetch_all("finish_steps", rows=Json(rows), now=now)
-    for row in completed:
-        history.change(
-            Change(
-                row["task_id"],
-                "pending",
-                "complete",
-                row["transition_count"],
-                step_event("complete"),
-                step_id=row["id"],
-                step_name=row["name"],
-                actor=actor,
-                reason="signal received",
-                payload={"attempt": row["attempts"], "max_attempts": row["max_attempts"]},
-            )
-        )
-    return completed

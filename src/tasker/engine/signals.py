@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tasker.engine.finalization import finalize_tasks
 from tasker.engine.history import Change, Event, HistoryWriter, step_event
-from tasker.engine.release import begin_waits, release_children
+from tasker.engine.parents import finalize
+from tasker.engine.release import release_children
+from tasker.engine.waits import begin_waits
 from tasker.exceptions import InvalidTransition, NotFound, SignalConflict
 from tasker.payloads import check_storable
 from tasker.serialization import iso
@@ -104,7 +105,7 @@ def deliver_signal(
             more.done[task_id] += 1
             rows = [{"task_id": t, "n": n} for t, n in more.done.items() if n]
             conn.execute("add_done_steps", rows=Json(rows), now=now)
-            finalize_tasks(conn, [task_id], history, now, actor=actor)
+            finalize(conn, [task_id], history, now, actor=actor)
     history.flush(conn, now)
     return SignalReceipt(task_id, name, step["name"], True, now, released)
 
@@ -154,7 +155,7 @@ def fail_expired_waits(
                 payload=_timeout_payload(row, by_id[row["id"]], task),
             )
         )
-    decided = finalize_tasks(conn, task_ids, history, now, actor=actor)
+    decided = finalize(conn, task_ids, history, now, actor=actor)
     history.flush(conn, now)
     return decided
 

@@ -153,9 +153,15 @@ CATALOG: tuple[EventSpec, ...] = (
     EventSpec(
         "workflow.task_created",
         "a task and all its steps were created (run_at: when a delayed task may start; "
-        "priority: when not 0)",
+        "priority: when not 0); a child task names the task and step that started it",
         (*IDENTITY, "total_steps"),
-        ("run_at", "priority"),
+        ("run_at", "priority", "parent_task_id", "parent_step_id"),
+    ),
+    EventSpec(
+        "workflow.child_task_created",
+        "a step with `workflow` started its child task; the step waits for it "
+        "(`blocking_reason` `waiting_for_child`) and completes with its results",
+        ("child_task_id",),
     ),
     EventSpec(
         "workflow.steps_ready",

@@ -28,12 +28,16 @@ def run_until_final(
     on_progress: Callable[[], None] | None = None,
     max_wait_seconds: float | None = None,
 ) -> str:
-    """Run ``task_id``'s steps here until the task is final; returns its status."""
+    """Run ``task_id``'s steps here until the task is final; returns its status. The
+    steps of its child tasks (and theirs) run here too."""
     started = time.monotonic()
     threads = HandlerThreads("tasker-step")
     try:
         while True:
-            claimed = tasker.claim(worker_id, concurrency, task_id=task_id)
+            tree = [task_id, *tasker.open_descendants(task_id)]
+            claimed = [
+                step for one in tree for step in tasker.claim(worker_id, concurrency, task_id=one)
+            ]
             if claimed:
                 outcomes = asyncio.run(_run_all(claimed, tasker, threads))
                 tasker.record(outcomes, worker_id)
@@ -41,11 +45,11 @@ def run_until_final(
                     on_progress()
                 continue
             status = tasker.task_status(task_id)
-            if status in SETTLED or not tasker.has_live_work(task_id=task_id):
+            if status in SETTLED or not any(tasker.has_live_work(task_id=one) for one in tree):
                 return status
             if max_wait_seconds is not None and time.monotonic() - started > max_wait_seconds:
                 return status
-            _wait_for_next(tasker, task_id)
+            _wait_for_next(tasker, tree)
     finally:
         # A sync handler abandoned at its timeout may still be running: do not wait for it.
         threads.shutdown(wait=False)
@@ -71,8 +75,9 @@ async def _run_all(
     )
 
 
-def _wait_for_next(tasker: Tasker, task_id: int) -> None:
-    upcoming = tasker.next_claimable_at(task_id=task_id)
+def _wait_for_next(tasker: Tasker, tree: list[int]) -> None:
+    times = [tasker.next_claimable_at(task_id=one) for one in tree]
+    upcoming = min((t for t in times if t is not None), default=None)
     if upcoming is None:
         # Another process holds a step of this task; its outcome or lease expiry will tell.
         if isinstance(tasker.clock, FakeClock):

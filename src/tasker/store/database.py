@@ -37,6 +37,7 @@ JSON_COLUMNS = frozenset(
         "handler_errors",
         "branches",
         "map_item",
+        "workflow",
     }
 )
 # Columns holding booleans; SQLite stores them as 0/1.

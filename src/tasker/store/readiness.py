@@ -25,6 +25,7 @@ BLOCKING_REASONS = (
     "finished",
     "skipped",
     "cancelled",
+    "waiting_for_child",
     "in_progress",
     "not_retryable",
     "retries_exhausted",

@@ -79,6 +79,7 @@ def blocking_reason(
         "no_worker_for_handler": f"no live worker serves handler {handler or '(unknown)'}",
         "skipped": "skipped: its branch was not taken",
         "waiting_for_signal": f"waiting for signal {signal}" if signal else "waiting for a signal",
+        "waiting_for_child": "waiting for its child task",
         "scheduled": "scheduled: the task has not reached its start time",
         "concurrency_limit": "waiting for a concurrency slot",
         "rate_limited": "rate limited: waiting for a token",

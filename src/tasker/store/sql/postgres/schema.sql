@@ -1,4 +1,4 @@
--- Tasker's postgres schema as migrations 0001 to 0008_time_and_priority leave it.
+-- Tasker's postgres schema as migrations 0001 to 0009_child_workflows leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -128,6 +128,8 @@ CREATE TABLE tasker.steps (
     map_index integer,
     map_item jsonb,
     priority integer DEFAULT 0 NOT NULL,
+    workflow jsonb,
+    child_task_id bigint,
     CONSTRAINT steps_pkey PRIMARY KEY (id),
     CONSTRAINT steps_task_id_name_key UNIQUE (task_id, name),
     CONSTRAINT steps_join_mode_check CHECK ((join_mode = ANY (ARRAY['all'::text, 'any'::text]))),
@@ -185,6 +187,8 @@ CREATE TABLE tasker.tasks (
     max_steps integer,
     run_at timestamp with time zone,
     priority integer DEFAULT 0 NOT NULL,
+    parent_task_id bigint,
+    parent_step_id bigint,
     CONSTRAINT tasks_pkey PRIMARY KEY (id),
     CONSTRAINT tasks_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text])))
 );
@@ -281,6 +285,10 @@ CREATE INDEX tasks_completed_at_idx ON tasker.tasks USING btree (completed_at) W
 CREATE UNIQUE INDEX tasks_idempotency_key_idx ON tasker.tasks USING btree (idempotency_key) WHERE (idempotency_key IS NOT NULL);
 
 CREATE INDEX tasks_namespace_name_idx ON tasker.tasks USING btree (namespace, name, id);
+
+CREATE UNIQUE INDEX tasks_parent_step_idx ON tasker.tasks USING btree (parent_step_id) WHERE (parent_step_id IS NOT NULL);
+
+CREATE INDEX tasks_parent_task_idx ON tasker.tasks USING btree (parent_task_id) WHERE (parent_task_id IS NOT NULL);
 
 CREATE INDEX tasks_status_id_idx ON tasker.tasks USING btree (status, id);
 
@@ -620,6 +628,7 @@ BEGIN
                coalesce(pc.n_parents, 0) AS n_parents,
                coalesce(pc.n_done, 0) AS n_done,
                coalesce(pc.n_skipped, 0) AS n_skipped,
+               s.child_task_id,
                (s.wait_for IS NOT NULL AND NOT EXISTS (
                    SELECT 1 FROM tasker.task_signals g
                    WHERE g.task_id = s.task_id AND g.name = s.wait_for)) AS signal_missing
@@ -654,6 +663,8 @@ BEGIN
                WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
                WHEN r.status = 'skipped' THEN 'skipped'
                WHEN r.status = 'cancelled' THEN 'cancelled'
+               WHEN r.status = 'in_progress' AND r.child_task_id IS NOT NULL
+                   THEN 'waiting_for_child'
                WHEN r.status = 'in_progress' THEN 'in_progress'
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'

@@ -5,7 +5,7 @@ INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, s
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
-    max_items, priority)
+    max_items, priority, workflow)
 SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
     r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
     r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
@@ -14,14 +14,16 @@ SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pen
     CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL AND r.map_path IS NULL
          THEN %(start_at)s::timestamptz END,
     1, %(now)s, %(now)s, r.join_mode, r.branches, r.wait_for, r.wait_timeout_seconds,
-    r.map_path, r.max_items, %(priority)s
+    r.map_path, r.max_items, %(priority)s, r.workflow
 FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
     config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
     backoff_base_seconds double precision, backoff_max_seconds double precision,
     backoff_jitter double precision, total_parents integer, join_mode text, branches jsonb,
-    wait_for text, wait_timeout_seconds double precision, map_path text, max_items integer)
+    wait_for text, wait_timeout_seconds double precision, map_path text, max_items integer,
+    workflow jsonb)
 ORDER BY r.position
-RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
+RETURNING id, task_id, name, handler, claimable_at, total_parents, wait_for,
+    wait_timeout_seconds, workflow, map_path, map_item;
 
 -- insert_edges --
 -- Create a task's dependency edges, by step name.
@@ -71,7 +73,8 @@ WHERE id = ANY(%(task_ids)s::bigint[]);
 -- Lock steps about to get a result; only still-running ones under their claim token.
 SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
     s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
-    s.claimed_by, s.last_attempted_at, s.created_at, s.branches
+    s.claimed_by, s.last_attempted_at, s.created_at, s.branches, s.workflow, s.map_item,
+    s.group_id
 FROM tasker.steps s
 JOIN jsonb_to_recordset(%(rows)s) AS r(id bigint, claim_token text)
   ON s.id = r.id AND s.claim_token = r.claim_token
@@ -127,7 +130,7 @@ FROM (SELECT to_step_id, count(*)::integer AS n,
 WHERE s.id = e.to_step_id
 RETURNING s.id, s.task_id, s.name, s.status, s.remaining_parents, s.skipped_parents,
     s.total_parents, s.join_mode, s.handler, s.retryable, s.wait_for, s.wait_timeout_seconds,
-    s.claimable_at, s.map_path, s.max_items;
+    s.claimable_at, s.map_path, s.max_items, s.workflow, s.map_item;
 
 -- skip_steps --
 -- Pending steps that will not run (a branch not taken, or their join rule) become skipped.
@@ -183,7 +186,8 @@ RETURNING s.id, s.task_id, s.name, s.transition_count, s.attempts, s.max_attempt
 -- Lock a task's steps, by name (all of them when names is null), for a manual change.
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
     skipped_parents, total_parents, join_mode, handler, branches, wait_for,
-    wait_timeout_seconds, map_path, group_id, claim_token, transition_count
+    wait_timeout_seconds, map_path, group_id, claim_token, transition_count, workflow,
+    child_task_id, map_item
 FROM tasker.steps
 WHERE task_id = %(task_id)s AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
 ORDER BY id
@@ -241,9 +245,10 @@ WHERE claimable_at IS NOT NULL
 
 -- live_work --
 -- Whether any step could still run without outside action (for --burst workers): running
--- (it may release children), or claimable with one of `handlers` (when given).
+-- (it may release children; not a step waiting for its child task, whose own steps count),
+-- or claimable with one of `handlers` (when given).
 SELECT count(*) AS n FROM tasker.steps
-WHERE (status = 'in_progress'
+WHERE ((status = 'in_progress' AND child_task_id IS NULL)
        OR (claimable_at IS NOT NULL
            AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))))
   AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))

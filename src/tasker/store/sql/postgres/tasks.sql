@@ -2,11 +2,12 @@
 -- Create a task row; steps and edges follow in the same transaction.
 INSERT INTO tasker.tasks (template_id, namespace, name, version, status, context,
     idempotency_key, request_hash, initiator, source_system, reason, tags, trace_context,
-    total_steps, max_steps, run_at, priority, transition_count, created_at, updated_at)
+    total_steps, max_steps, run_at, priority, parent_task_id, parent_step_id,
+    transition_count, created_at, updated_at)
 VALUES (%(template_id)s, %(namespace)s, %(name)s, %(version)s, 'pending', %(context)s,
     %(idempotency_key)s, %(request_hash)s, %(initiator)s, %(source_system)s, %(reason)s,
-    %(tags)s, %(trace_context)s, %(total_steps)s, %(max_steps)s, %(run_at)s, %(priority)s, 1,
-    %(now)s, %(now)s)
+    %(tags)s, %(trace_context)s, %(total_steps)s, %(max_steps)s, %(run_at)s, %(priority)s,
+    %(parent_task_id)s, %(parent_step_id)s, 1, %(now)s, %(now)s)
 RETURNING id;
 
 -- get_task --
@@ -75,6 +76,7 @@ SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryabl
        s.error, s.next_retry_at, s.started_at, s.completed_at, s.position, s.handler,
        s.timeout_seconds, s.claimed_by, s.lease_expires_at, s.last_attempted_at, s.claimable_at,
        s.join_mode, s.branches, s.wait_for, s.map_path, s.group_id, s.map_index,
+       s.workflow, s.child_task_id,
        COALESCE((SELECT jsonb_agg(p.name ORDER BY p.position) FROM tasker.step_edges e
                  JOIN tasker.steps p ON p.id = e.from_step_id WHERE e.to_step_id = s.id),
                 '[]'::jsonb) AS depends_on

@@ -1,20 +1,20 @@
 -- expand_map --
 -- Create a group's instances, one per item (rows: index, item), in one statement. Each is an
--- ordinary step with the group's handler, settings and priority, claimable at once (or at
--- the task's run_at, should an operator have resolved the parents before it).
+-- ordinary step with the group's handler, settings, priority and workflow, claimable at
+-- once (or at the task's run_at, should an operator have resolved the parents before it).
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at, group_id, map_index, map_item, priority)
+    created_at, updated_at, group_id, map_index, map_item, priority, workflow)
 SELECT g.task_id, g.namespace, g.name || '[' || (r.value ->> '$.index') || ']', g.position,
     g.handler, g.config, 'pending', g.max_attempts, g.retryable, g.timeout_seconds,
     g.backoff_base_seconds, g.backoff_max_seconds, g.backoff_jitter, g.total_parents, 0,
     max(:now, coalesce(t.run_at, :now)), max(:now, coalesce(t.run_at, :now)), 1, :now, :now,
-    g.id, r.value ->> '$.index', r.value -> '$.item', g.priority
+    g.id, r.value ->> '$.index', r.value -> '$.item', g.priority, g.workflow
 FROM steps g JOIN tasks t ON t.id = g.task_id CROSS JOIN json_each(:rows) AS r
 WHERE g.id = :group_id
 ORDER BY r.key
-RETURNING id, task_id, name;
+RETURNING id, task_id, name, handler, workflow, map_item;
 
 -- copy_map_edges --
 -- A group's instances get the group's parents (readiness derives from the edges).
@@ -59,7 +59,8 @@ RETURNING id, task_id, name, status, transition_count, attempts, max_attempts;
 -- A group's instances in one state, in item order (to re-open the failed ones).
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
     skipped_parents, total_parents, join_mode, handler, branches, wait_for,
-    wait_timeout_seconds, map_path, group_id, claim_token, transition_count
+    wait_timeout_seconds, map_path, group_id, claim_token, transition_count, workflow,
+    child_task_id, map_item
 FROM steps
 WHERE group_id = :group_id AND status = :status
 ORDER BY map_index;

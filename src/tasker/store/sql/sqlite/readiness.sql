@@ -1,5 +1,5 @@
 -- Readiness, execution context, dependency levels, health and analytics: the same rules as
--- the PostgreSQL functions of migrations 0002 and 0007, as plain SQL (SQLite has no stored
+-- the PostgreSQL functions of migrations 0002, 0007 and 0008, as plain SQL (SQLite has no stored
 -- functions).
 -- Times are TEXT in one fixed format, so they compare as strings; durations use exact
 -- integer microseconds: whole seconds from strftime('%s') on the first 19 characters plus
@@ -14,7 +14,7 @@
 -- docs/sql-functions.md.
 task_steps AS (
     SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
-           s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode,
+           s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode, s.child_task_id,
            coalesce((SELECT t.run_at FROM tasks t WHERE t.id = s.task_id), '') > :now
                AS scheduled,
            (s.wait_for IS NOT NULL AND NOT EXISTS (
@@ -71,6 +71,8 @@ readiness AS (
                WHEN r.status IN ('complete', 'resolved_manually') THEN 'finished'
                WHEN r.status = 'skipped' THEN 'skipped'
                WHEN r.status = 'cancelled' THEN 'cancelled'
+               WHEN r.status = 'in_progress' AND r.child_task_id IS NOT NULL
+                   THEN 'waiting_for_child'
                WHEN r.status = 'in_progress' THEN 'in_progress'
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'

@@ -1,4 +1,4 @@
--- Tasker's sqlite schema as migrations 0001 to 0008_time_and_priority leave it.
+-- Tasker's sqlite schema as migrations 0001 to 0009_child_workflows leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -103,7 +103,7 @@ CREATE TABLE steps (
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     started_at            TEXT,
-    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT, priority INTEGER NOT NULL DEFAULT 0,
+    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT, priority INTEGER NOT NULL DEFAULT 0, workflow TEXT, child_task_id INTEGER,
     UNIQUE (task_id, name)
 );
 
@@ -157,7 +157,7 @@ CREATE TABLE tasks (
     updated_at        TEXT NOT NULL,
     started_at        TEXT,
     completed_at      TEXT
-, max_steps INTEGER, run_at TEXT, priority INTEGER NOT NULL DEFAULT 0);
+, max_steps INTEGER, run_at TEXT, priority INTEGER NOT NULL DEFAULT 0, parent_task_id INTEGER, parent_step_id INTEGER);
 
 CREATE TABLE templates (
     id            INTEGER PRIMARY KEY,
@@ -220,5 +220,10 @@ CREATE UNIQUE INDEX tasks_idempotency_key_idx ON tasks (idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 
 CREATE INDEX tasks_namespace_name_idx ON tasks (namespace, name, id);
+
+CREATE UNIQUE INDEX tasks_parent_step_idx ON tasks (parent_step_id)
+    WHERE parent_step_id IS NOT NULL;
+
+CREATE INDEX tasks_parent_task_idx ON tasks (parent_task_id) WHERE parent_task_id IS NOT NULL;
 
 CREATE INDEX tasks_status_id_idx ON tasks (status, id);

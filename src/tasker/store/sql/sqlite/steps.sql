@@ -5,7 +5,7 @@ INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
-    max_items, priority)
+    max_items, priority, workflow)
 SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
     value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
     value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
@@ -17,10 +17,11 @@ SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
          AND value ->> '$.map_path' IS NULL THEN :start_at END,
     1, :now, :now, value ->> '$.join_mode', nullif(value -> '$.branches', 'null'),
     value ->> '$.wait_for', value ->> '$.wait_timeout_seconds', value ->> '$.map_path',
-    value ->> '$.max_items', :priority
+    value ->> '$.max_items', :priority, nullif(value -> '$.workflow', 'null')
 FROM json_each(:rows)
 ORDER BY value ->> '$.position'
-RETURNING id, name, claimable_at, total_parents, wait_for, wait_timeout_seconds;
+RETURNING id, task_id, name, handler, claimable_at, total_parents, wait_for,
+    wait_timeout_seconds, workflow, map_path, map_item;
 
 -- insert_edges --
 -- Create a task's dependency edges, by step name. CROSS JOIN fixes the join order: each
@@ -73,7 +74,8 @@ WHERE id IN (SELECT value FROM json_each(:task_ids));
 -- Steps about to get a result; only still-running ones under their claim token.
 SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
     s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
-    s.claimed_by, s.last_attempted_at, s.created_at, s.branches
+    s.claimed_by, s.last_attempted_at, s.created_at, s.branches, s.workflow, s.map_item,
+    s.group_id
 FROM steps s
 JOIN json_each(:rows) AS r
   ON s.id = r.value ->> '$.id' AND s.claim_token = r.value ->> '$.claim_token'
@@ -131,7 +133,7 @@ FROM (SELECT to_step_id, count(*) AS n,
 WHERE steps.id = e.to_step_id
 RETURNING id, task_id, name, status, remaining_parents, skipped_parents, total_parents,
     join_mode, handler, retryable, wait_for, wait_timeout_seconds, claimable_at, map_path,
-    max_items;
+    max_items, workflow, map_item;
 
 -- skip_steps --
 -- Pending steps that will not run (a branch not taken, or their join rule) become skipped.
@@ -186,7 +188,8 @@ RETURNING id, task_id, name, transition_count, attempts, max_attempts;
 -- A task's steps, by name (all of them when names is null), for a manual change.
 SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_parents,
     skipped_parents, total_parents, join_mode, handler, branches, wait_for,
-    wait_timeout_seconds, map_path, group_id, claim_token, transition_count
+    wait_timeout_seconds, map_path, group_id, claim_token, transition_count, workflow,
+    child_task_id, map_item
 FROM steps
 WHERE task_id = :task_id
   AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
@@ -243,9 +246,10 @@ WHERE claimable_at IS NOT NULL
 
 -- live_work --
 -- Whether any step could still run without outside action (for --burst workers): running
--- (it may release children), or claimable with one of `handlers` (when given).
+-- (it may release children; not a step waiting for its child task, whose own steps count),
+-- or claimable with one of `handlers` (when given).
 SELECT count(*) AS n FROM steps
-WHERE (status = 'in_progress'
+WHERE ((status = 'in_progress' AND child_task_id IS NULL)
        OR (claimable_at IS NOT NULL
            AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))))
   AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))

@@ -2,10 +2,12 @@
 -- Create a task row; steps and edges follow in the same transaction.
 INSERT INTO tasks (template_id, namespace, name, version, status, context,
     idempotency_key, request_hash, initiator, source_system, reason, tags, trace_context,
-    total_steps, max_steps, run_at, priority, transition_count, created_at, updated_at)
+    total_steps, max_steps, run_at, priority, parent_task_id, parent_step_id,
+    transition_count, created_at, updated_at)
 VALUES (:template_id, :namespace, :name, :version, 'pending', :context,
     :idempotency_key, :request_hash, :initiator, :source_system, :reason,
-    :tags, :trace_context, :total_steps, :max_steps, :run_at, :priority, 1, :now, :now)
+    :tags, :trace_context, :total_steps, :max_steps, :run_at, :priority, :parent_task_id,
+    :parent_step_id, 1, :now, :now)
 RETURNING id;
 
 -- get_task --
@@ -75,6 +77,7 @@ SELECT s.id, s.task_id, s.name, s.status, s.attempts, s.max_attempts, s.retryabl
        s.error, s.next_retry_at, s.started_at, s.completed_at, s.position, s.handler,
        s.timeout_seconds, s.claimed_by, s.lease_expires_at, s.last_attempted_at, s.claimable_at,
        s.join_mode, s.branches, s.wait_for, s.map_path, s.group_id, s.map_index,
+       s.workflow, s.child_task_id,
        (SELECT json_group_array(name) FROM (SELECT p.name FROM step_edges e
             JOIN steps p ON p.id = e.from_step_id WHERE e.to_step_id = s.id
             ORDER BY p.position)) AS depends_on
