@@ -135,6 +135,18 @@ steps:
     depends_on: [approve]
 """
 
+# A schedule the server stores at start (its tasks never fire here: no worker runs).
+SCHEDULED = """\
+namespace: apisched
+name: nightly
+version: 1.0.0
+schedules:
+  - {name: at_two, cron: "0 2 * * *", timezone: Europe/Paris, catchup: none}
+steps:
+  - name: build
+    handler: tasker.builtin_handlers:noop
+"""
+
 HANDLERS = """\
 from pathlib import Path
 
@@ -204,6 +216,7 @@ def write_project(root: Path) -> Path:
         "gated.yaml": GATED,
         "paged.yaml": PAGED,
         "routed.yaml": ROUTED,
+        "scheduled.yaml": SCHEDULED,
     }.items():
         (templates / name).write_text(text)
     handlers = root / "handlers"

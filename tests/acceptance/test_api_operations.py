@@ -256,3 +256,30 @@ def test_database_going_away_is_503(request: pytest.FixtureRequest, tmp_path: Pa
         assert_error(client.get("/v1/tasks"), 503, "database_unavailable")
         assert client.get("/health/ready").status_code == 503
         assert client.get("/health/live").status_code == 200
+
+
+def test_schedules_are_listed_paused_and_resumed(client: httpx.Client) -> None:
+    # Given the server's templates declare apisched/nightly:at_two (stored at start)
+    listed = {s["name"]: s for s in client.get("/v1/schedules").json()}
+    at_two = listed["at_two"]
+    assert (at_two["namespace"], at_two["template"], at_two["cron"]) == (
+        "apisched",
+        "nightly",
+        "0 2 * * *",
+    )
+    assert at_two["timezone"] == "Europe/Paris" and at_two["next_fire_at"] is not None
+    # When paused with a reason, Then it is paused, by the API's actor, until resumed
+    paused = client.post(
+        "/v1/schedules/apisched/nightly/at_two/pause", json={"reason": "maintenance"}
+    )
+    assert paused.status_code == 200, paused.text
+    body = paused.json()
+    assert body["paused"] and body["pause_reason"] == "maintenance" and body["paused_by"]
+    assert body["next_fire_at"] is None
+    resumed = client.post("/v1/schedules/apisched/nightly/at_two/resume").json()
+    assert not resumed["paused"] and resumed["next_fire_at"] == at_two["next_fire_at"]
+    # And unknown schedules and bad bodies are refused
+    missing = client.post("/v1/schedules/apisched/nightly/weekly/pause")
+    assert_error(missing, 404, "not_found")
+    bad = client.post("/v1/schedules/apisched/nightly/at_two/pause", json={"why": "x"})
+    assert_error(bad, 422, "invalid_request")

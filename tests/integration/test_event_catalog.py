@@ -74,7 +74,10 @@ def catalogue_templates() -> list[Template]:
     nest = Template("nest")
     nest.add_step("sub", None, workflow={"name": "chain"})
 
-    return [chain, fragile, once, fork, nest]
+    hourly = Template("hourly", schedules=[{"name": "every_hour", "cron": "0 * * * *"}])
+    hourly.add_step("tick", "tasker.builtin_handlers:noop")
+
+    return [chain, fragile, once, fork, nest, hourly]
 
 
 @pytest.fixture
@@ -131,6 +134,17 @@ def emit_every_event(tasker: Tasker) -> list[dict[str, Any]]:
     # cancelled before its start, its steps never claimed)
     later, _ = tasker.create_task(TaskRequest("once", delay_seconds=60, priority=5))
     tasker.cancel_task(later)
+    # A schedule's tick fires (schedule.fired); an operator pauses and resumes it
+    assert isinstance(tasker.clock, FakeClock)
+    tasker.sync_schedules()
+    tasker.clock.advance(3600)
+    assert len(tasker.fire_schedules()) == 1
+    tasker.set_schedule_paused(
+        "default", "hourly", "every_hour", paused=True, actor="ops", reason="x"
+    )
+    tasker.set_schedule_paused(
+        "default", "hourly", "every_hour", paused=False, actor="ops", reason="y"
+    )
     tasker.cancel_task(running, actor="ops", reason="customer left")
     tasker.record([Outcome(claim.step_id, running, claim.claim_token, results={"n": 1})])
     return tasker.events()

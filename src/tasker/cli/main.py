@@ -96,6 +96,7 @@ class _RootGroup(TyperGroup):
         "templates": _group("templates"),
         "task": _group("task"),
         "step": _group("step"),
+        "schedule": _group("schedule"),
         "events": _group("events"),
         "auth": _group("auth"),
         "workers": _single("workers", "health", "workers_command"),

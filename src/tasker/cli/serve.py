@@ -50,6 +50,8 @@ def serve(
         ensure_current(database)
     except SchemaNotReady as exc:
         common.info(f"warning: {exc}; /health/ready answers 503 until then")
+    else:
+        tasker.sync_schedules()  # so that GET /v1/schedules lists what its templates declare
     app = create_app(
         tasker,
         auth=settings.auth,

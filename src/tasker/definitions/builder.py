@@ -42,6 +42,7 @@ class Template:
         context_schema: dict[str, Any] | None = None,
         defaults: dict[str, Any] | None = None,
         priority: int = 0,
+        schedules: list[dict[str, Any]] | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -49,6 +50,7 @@ class Template:
         self.description = description
         self.context_schema = context_schema
         self.priority = priority
+        self.schedules = [dict(s) for s in schedules] if schedules else None
         self.defaults = _plain(defaults) if defaults else None
         # The declaring module, so errors and stored definitions say where a template came from.
         self.source = f"python:{sys._getframe(1).f_globals.get('__name__', '?')}"
@@ -135,6 +137,8 @@ class Template:
         }
         if self.defaults:
             data["defaults"] = self.defaults
+        if self.schedules:
+            data["schedules"] = self.schedules
         return parse_template(data, source=self.source, known_handlers=self._handlers)
 
     def _parent_name(self, parent: str | Callable[..., Any], step: str) -> str:

@@ -1,8 +1,9 @@
 """The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
 
 Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
-``priority``, ``defaults``, ``steps`` (docs/templates.md); a step also takes ``join``,
-``branches``, ``wait_for``, ``map``, ``max_items`` and ``workflow`` (dynamic workflows).
+``priority``, ``schedules``, ``defaults``, ``steps`` (docs/templates.md); a step also
+takes ``join``, ``branches``, ``wait_for``, ``map``, ``max_items`` and ``workflow``
+(dynamic workflows).
 Quote the version: YAML reads ``version: 1.10`` as the float 1.1. Unquoted numbers are
 accepted and turned into strings. The same parser serves YAML files, the Python builder
 and stored definitions.
@@ -14,6 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
+from tasker.definitions.schedule import ScheduleSpec
 from tasker.definitions.template import (
     ChildWorkflow,
     StepSpec,
@@ -25,8 +27,8 @@ from tasker.exceptions import TemplateError
 from tasker.retry import Backoff
 
 TOP_LEVEL_KEYS = (
-    "namespace", "name", "version", "description", "context_schema", "priority", "defaults",
-    "steps",
+    "namespace", "name", "version", "description", "context_schema", "priority", "schedules",
+    "defaults", "steps",
 )  # fmt: skip
 DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
 STEP_KEYS = (
@@ -35,6 +37,7 @@ STEP_KEYS = (
 )  # fmt: skip
 BACKOFF_KEYS = ("base_seconds", "max_seconds", "jitter")
 WORKFLOW_KEYS = ("namespace", "name", "version")
+SCHEDULE_KEYS = ("name", "cron", "timezone", "context", "catchup")
 
 
 def parse_template(
@@ -79,6 +82,7 @@ def parse_template(
         description=_optional_text(data.get("description"), "description", fail, None),
         context_schema=dict(schema) if schema is not None else None,
         priority=_priority(data.get("priority", 0), fail),
+        schedules=_schedules(data.get("schedules"), fail),
         source=source,
     )
     if validate:
@@ -231,6 +235,36 @@ def _version(value: Any, fail: _Fail) -> str:
     if not isinstance(value, str):
         raise fail(f"version must be a string such as '1.0.0', got {value!r}")
     return value
+
+
+def _schedules(raw: Any, fail: _Fail) -> tuple[ScheduleSpec, ...]:
+    """The shape of ``schedules:`` (a list of mappings); the rules are validate_template's."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise fail(f"schedules must be a list, got {_type_name(raw)}")
+    found = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, Mapping):
+            raise fail(f"schedules[{index}] must be a mapping, got {_type_name(entry)}")
+        _check_keys(entry, SCHEDULE_KEYS, f"schedules[{index}]", fail)
+        for key in ("name", "cron"):
+            if key not in entry:
+                raise fail(f"schedules[{index}]: missing required key {key!r}")
+        where = f"schedule {entry['name']!r}"
+        context = entry.get("context") or {}
+        if not isinstance(context, Mapping):
+            raise fail(f"{where}: context must be a mapping, got {_type_name(context)}")
+        found.append(
+            ScheduleSpec(
+                name=_text(entry["name"], "name", fail, None),
+                cron=_text(entry["cron"], f"{where}: cron", fail, None),
+                timezone=_text(entry.get("timezone", "UTC"), f"{where}: timezone", fail, None),
+                context=dict(context),
+                catchup=_text(entry.get("catchup", "latest"), f"{where}: catchup", fail, None),
+            )
+        )
+    return tuple(found)
 
 
 def _priority(value: Any, fail: _Fail) -> int:

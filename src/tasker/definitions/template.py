@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from tasker.definitions.handler_paths import import_handler, split_handler_path
+from tasker.definitions.schedule import CATCHUP_MODES, ScheduleSpec, cron_problem
 from tasker.exceptions import TemplateError, ValidationError
 from tasker.retry import Backoff
 
@@ -105,6 +106,7 @@ class TemplateDefinition:
     description: str | None = None
     context_schema: dict[str, Any] | None = None
     priority: int = 0  # claims take higher first; a task request may override it
+    schedules: tuple[ScheduleSpec, ...] = ()  # cron schedules that create its tasks
     source: str | None = field(default=None, compare=False)  # file path or "python:module"
 
     @property
@@ -186,6 +188,7 @@ class TemplateDefinition:
             "description": self.description,
             "context_schema": copy.deepcopy(self.context_schema),
             "priority": self.priority,
+            "schedules": [schedule.to_dict() for schedule in self.schedules],
             "steps": [spec.to_dict() for spec in self.steps],
         }
 
@@ -259,6 +262,31 @@ def validate_template(
         else:
             _check_handler_shape(spec, known_handlers, fail)
     t.topological_order()  # raises on a cycle, naming it
+    _validate_schedules(t, fail)
+
+
+def _validate_schedules(t: TemplateDefinition, fail: _Fail) -> None:
+    seen: set[str] = set()
+    for schedule in t.schedules:
+        where = f"schedule {schedule.name!r}"
+        if not isinstance(schedule.name, str) or not NAME_PATTERN.match(schedule.name):
+            raise fail(f"schedule name {schedule.name!r} must match {NAME_PATTERN.pattern}")
+        if schedule.name in seen:
+            raise fail(f"duplicate {where}")
+        seen.add(schedule.name)
+        if schedule.catchup not in CATCHUP_MODES:
+            raise fail(
+                f"{where}: catchup must be one of {', '.join(CATCHUP_MODES)}, "
+                f"got {schedule.catchup!r}"
+            )
+        problem = cron_problem(schedule.cron, schedule.timezone)
+        if problem is not None:
+            raise fail(f"{where}: {problem}")
+        try:
+            t.validate_context(schedule.context)
+        except ValidationError as exc:
+            details = "; ".join(exc.errors) if exc.errors else str(exc)
+            raise fail(f"{where}: its context does not fit context_schema: {details}") from None
 
 
 class _Fail(Protocol):

@@ -172,6 +172,23 @@ CATALOG: tuple[EventSpec, ...] = (
     ),
     EventSpec("workflow.task_finalized", "the task reached a final state", ("status",)),
     EventSpec(
+        "schedule.fired",
+        "a schedule's tick created its task (the event's task_id; `tick`: the tick's time)",
+        ("namespace", "name", "schedule", "tick"),
+    ),
+    EventSpec(
+        "schedule.paused",
+        "an operator paused a schedule (no task_id)",
+        ("namespace", "name", "schedule"),
+        ACTION,
+    ),
+    EventSpec(
+        "schedule.resumed",
+        "an operator resumed a schedule; it fires from its next tick (no task_id)",
+        ("namespace", "name", "schedule"),
+        ACTION,
+    ),
+    EventSpec(
         "workflow.map_expanded",
         "a map group's parents are done: its `instances` were created, one per item",
         ("instances",),

@@ -44,6 +44,7 @@ FLUSH_RETRY_SECONDS = 0.5  # first pause before recording again after the databa
 FLUSH_RETRY_MAX_SECONDS = 5.0
 POOLS = ("thread", "process")
 STOP_FLUSH_SECONDS = 5.0  # on stop, how long recording may keep failing before giving up
+SCHEDULE_SECONDS = 1.0  # how often a worker whose templates declare schedules fires them
 
 
 @dataclass(frozen=True)
@@ -154,11 +155,18 @@ class Worker:
         self._wake = asyncio.Event()
         self._flush_wanted = asyncio.Event()
         await self._db(self._register)
+        fires_schedules = await self._db(self.tasker.sync_schedules) > 0
         background = [
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._every(self.lease_seconds / 3, self._heartbeat), name="hb"),
             asyncio.create_task(self._every(self.lease_seconds / 3, self._reap), name="reaper"),
         ]
+        if fires_schedules:  # templates of this worker declare schedules: fire their ticks
+            background.append(
+                asyncio.create_task(
+                    self._every(SCHEDULE_SECONDS, self._fire_schedules), name="schedules"
+                )
+            )
         delivering: asyncio.Task[None] | None = None
         if self.bus is not None and self.bus.subscriptions:
             self.dispatcher: EventDispatcher | None = EventDispatcher(self.tasker, self.bus)
@@ -430,6 +438,16 @@ class Worker:
         report = self.tasker.reap_expired_leases()
         if report.recorded:
             log.warning("returned %d steps with expired leases to the queue", len(report.recorded))
+            if self._loop is not None and self._wake is not None:
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _fire_schedules(self) -> None:
+        fired = self.tasker.fire_schedules()
+        if fired:
+            log.info(
+                "schedules fired: %s",
+                ", ".join(f"{f.key} at {f.tick:%Y-%m-%d %H:%M}Z" for f in fired),
+            )
             if self._loop is not None and self._wake is not None:
                 self._loop.call_soon_threadsafe(self._wake.set)
 

@@ -42,7 +42,7 @@ JSON_COLUMNS = frozenset(
 )
 # Columns holding booleans; SQLite stores them as 0/1.
 BOOL_COLUMNS = frozenset(
-    {"retryable", "dependencies_satisfied", "retry_eligible", "ready_for_execution"}
+    {"retryable", "dependencies_satisfied", "retry_eligible", "ready_for_execution", "paused"}
 )
 
 

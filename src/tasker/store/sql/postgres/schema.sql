@@ -1,4 +1,4 @@
--- Tasker's postgres schema as migrations 0001 to 0009_child_workflows leave it.
+-- Tasker's postgres schema as migrations 0001 to 0010_schedules leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -53,6 +53,44 @@ CREATE TABLE tasker.namespaces (
     created_at timestamp with time zone NOT NULL,
     CONSTRAINT namespaces_pkey PRIMARY KEY (id),
     CONSTRAINT namespaces_name_key UNIQUE (name)
+);
+
+CREATE TABLE tasker.schedule_transitions (
+    id bigserial NOT NULL,
+    schedule_id bigint NOT NULL,
+    from_state text NOT NULL,
+    to_state text NOT NULL,
+    reason text,
+    actor text,
+    created_at timestamp with time zone NOT NULL,
+    CONSTRAINT schedule_transitions_pkey PRIMARY KEY (id),
+    CONSTRAINT schedule_transitions_from_state_check CHECK ((from_state = ANY (ARRAY['active'::text, 'paused'::text]))),
+    CONSTRAINT schedule_transitions_to_state_check CHECK ((to_state = ANY (ARRAY['active'::text, 'paused'::text])))
+);
+
+CREATE TABLE tasker.schedules (
+    id bigserial NOT NULL,
+    namespace text NOT NULL,
+    template_name text NOT NULL,
+    name text NOT NULL,
+    cron text NOT NULL,
+    timezone text NOT NULL,
+    catchup text NOT NULL,
+    context jsonb NOT NULL,
+    last_tick_at timestamp with time zone NOT NULL,
+    next_tick_at timestamp with time zone NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    paused_at timestamp with time zone,
+    paused_by text,
+    pause_reason text,
+    last_fired_tick_at timestamp with time zone,
+    last_fired_at timestamp with time zone,
+    last_task_id bigint,
+    created_at timestamp with time zone NOT NULL,
+    updated_at timestamp with time zone NOT NULL,
+    CONSTRAINT schedules_pkey PRIMARY KEY (id),
+    CONSTRAINT schedules_namespace_template_name_name_key UNIQUE (namespace, template_name, name),
+    CONSTRAINT schedules_catchup_check CHECK ((catchup = ANY (ARRAY['none'::text, 'latest'::text, 'all'::text])))
 );
 
 CREATE TABLE tasker.schema_migrations (
@@ -222,6 +260,9 @@ CREATE TABLE tasker.workers (
     CONSTRAINT workers_pkey PRIMARY KEY (id)
 );
 
+ALTER TABLE tasker.schedule_transitions
+    ADD CONSTRAINT schedule_transitions_schedule_id_fkey FOREIGN KEY (schedule_id) REFERENCES tasker.schedules(id) ON DELETE CASCADE;
+
 ALTER TABLE tasker.step_edges
     ADD CONSTRAINT step_edges_from_step_id_fkey FOREIGN KEY (from_step_id) REFERENCES tasker.steps(id) ON DELETE CASCADE;
 
@@ -257,6 +298,10 @@ CREATE INDEX api_tokens_prefix_idx ON tasker.api_tokens USING btree (token_prefi
 CREATE INDEX events_created_at_idx ON tasker.events USING btree (created_at);
 
 CREATE INDEX events_task_idx ON tasker.events USING btree (task_id, id);
+
+CREATE INDEX schedule_transitions_schedule_idx ON tasker.schedule_transitions USING btree (schedule_id);
+
+CREATE INDEX schedules_due_idx ON tasker.schedules USING btree (next_tick_at) WHERE (NOT paused);
 
 CREATE INDEX step_edges_task_idx ON tasker.step_edges USING btree (task_id);
 

@@ -1,4 +1,4 @@
--- Tasker's sqlite schema as migrations 0001 to 0009_child_workflows leave it.
+-- Tasker's sqlite schema as migrations 0001 to 0010_schedules leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -39,6 +39,39 @@ CREATE TABLE namespaces (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
     created_at  TEXT NOT NULL
+);
+
+CREATE TABLE schedule_transitions (
+    id           INTEGER PRIMARY KEY,
+    schedule_id  INTEGER NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
+    from_state   TEXT NOT NULL CHECK (from_state IN ('active', 'paused')),
+    to_state     TEXT NOT NULL CHECK (to_state IN ('active', 'paused')),
+    reason       TEXT,
+    actor        TEXT,
+    created_at   TEXT NOT NULL
+);
+
+CREATE TABLE schedules (
+    id               INTEGER PRIMARY KEY,
+    namespace        TEXT NOT NULL,
+    template_name    TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    cron             TEXT NOT NULL,
+    timezone         TEXT NOT NULL,
+    catchup          TEXT NOT NULL CHECK (catchup IN ('none', 'latest', 'all')),
+    context          TEXT NOT NULL,
+    last_tick_at     TEXT NOT NULL,
+    next_tick_at     TEXT NOT NULL,
+    paused           INTEGER NOT NULL DEFAULT 0,
+    paused_at        TEXT,
+    paused_by        TEXT,
+    pause_reason     TEXT,
+    last_fired_tick_at  TEXT,
+    last_fired_at    TEXT,
+    last_task_id     INTEGER,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    UNIQUE (namespace, template_name, name)
 );
 
 CREATE TABLE schema_migrations (
@@ -187,6 +220,10 @@ CREATE INDEX api_tokens_prefix_idx ON api_tokens (token_prefix) WHERE revoked_at
 CREATE INDEX events_created_at_idx ON events (created_at);
 
 CREATE INDEX events_task_idx ON events (task_id, id);
+
+CREATE INDEX schedule_transitions_schedule_idx ON schedule_transitions (schedule_id);
+
+CREATE INDEX schedules_due_idx ON schedules (next_tick_at) WHERE NOT paused;
 
 CREATE INDEX step_edges_task_idx ON step_edges (task_id);
 
