@@ -191,8 +191,14 @@ def test_two_worker_processes_through_pgbouncer_run_every_step_exactly_once(
         )
         for _ in range(2)
     ]
-    for worker in workers:
-        _out, err = worker.communicate(timeout=120)
+    try:
+        errors = [worker.communicate(timeout=120)[1] for worker in workers]
+    finally:  # a failed or hung run must not leave a worker behind
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    for worker, err in zip(workers, errors, strict=True):
         assert worker.returncode == 0, err
         assert "prepared statement" not in err, err
 
