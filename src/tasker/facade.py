@@ -24,7 +24,16 @@ from tasker.definitions import (
     child_templates,
     parse_template,
 )
-from tasker.engine import attempts, children, coverage, creation, recovery, retention, signals
+from tasker.engine import (
+    attempts,
+    children,
+    coverage,
+    creation,
+    flow,
+    recovery,
+    retention,
+    signals,
+)
 from tasker.engine import schedules as scheduling
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import (
@@ -470,10 +479,21 @@ class Tasker:
                         one = self._record_refused(outcome, actor, single_exc)
                     report.merge(one)
         self._count(report)
+        self._unpark(report.freed)
         for outcome in outcomes:
             if outcome.duration_seconds is not None:
                 self.metrics.step_duration.observe(outcome.duration_seconds)
         return report
+
+    def _unpark(self, keys: set[flow.FreedKey]) -> None:
+        """After a commit that gave slots back: steps parked for them become claimable. The
+        outcomes are stored already, so a failure here is left to the reaper's sweep."""
+        if not keys:
+            return
+        try:
+            self.write(lambda c: flow.unpark(c, keys, self.now()))
+        except Exception as exc:  # the sweep unparks them later
+            log.warning("could not unpark steps waiting for %d keys: %s", len(keys), exc)
 
     def _record(
         self, outcomes: list[attempts.Outcome], actor: str | None
@@ -498,6 +518,10 @@ class Tasker:
         report.finalized.update(
             self.write(lambda c: signals.fail_expired_waits(c, self.now(), limit=limit))
         )
+        self._unpark(report.freed)
+        # Steps waiting for slots that were given back without an unpark (a recorder that
+        # died in between, a manual change) get them now.
+        self.write(lambda c: flow.sweep(c, self.now()))
         self._count(report)
         self.metrics.leases_expired.inc(len(report.recorded))
         return report
@@ -681,6 +705,10 @@ class Tasker:
         if found is None:
             raise NotFound(f"task {task_id} does not exist")
         return found
+
+    def flow_waits(self, task_id: int) -> list[dict[str, Any]]:
+        """What the task's steps held back by a concurrency or rate limit wait for."""
+        return self.read(lambda c: flow.waits(c, task_id))
 
     def dependency_levels(self, task_id: int) -> dict[int, int]:
         self.task_status(task_id)

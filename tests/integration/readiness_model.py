@@ -43,6 +43,9 @@ class StepSpec:
     wait_for: str | None = None  # the signal it waits for, once its parents are done
     signalled: bool = False  # whether that signal has come
     child_task_id: int | None = None  # the child task a running step waits for
+    # Held back by flow control ('concurrency_limit' or 'rate_limited') until flow_until.
+    flow_wait: str | None = None
+    flow_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ def skipped_parents(task: TaskSpec, position: int) -> int:
 def claimable_at(task: TaskSpec, position: int) -> datetime | None:
     """When the engine lets a worker claim the step, or None while it may not be claimed."""
     step = task.steps[position]
+    if step.flow_wait is not None:
+        return step.flow_until
     released = remaining_parents(task, position) == 0 and (
         skipped_parents(task, position) < len(step.parents)
         if step.join == "any"
@@ -117,8 +122,13 @@ def expected_readiness(
             and step.attempts < step.max_attempts
             and (step.next_retry_at is None or step.next_retry_at <= now)
         )
-        ready = satisfied and (
-            (step.status == "pending" and not signal_missing and not scheduled) or eligible
+        flow_waiting = step.flow_wait is not None and (
+            step.flow_until is None or step.flow_until > now
+        )
+        ready = (
+            satisfied
+            and not flow_waiting
+            and ((step.status == "pending" and not signal_missing and not scheduled) or eligible)
         )
         rows.append(
             StepReadiness(
@@ -138,7 +148,11 @@ def expected_readiness(
                 blocking_reason=None
                 if ready
                 else blocking_reason(
-                    step, eligible, satisfied and signal_missing, satisfied and scheduled
+                    step,
+                    eligible,
+                    satisfied and signal_missing,
+                    satisfied and scheduled,
+                    flow_waiting,
                 ),
             )
         )
@@ -146,7 +160,11 @@ def expected_readiness(
 
 
 def blocking_reason(
-    step: StepSpec, eligible: bool, waiting_for_signal: bool = False, scheduled: bool = False
+    step: StepSpec,
+    eligible: bool,
+    waiting_for_signal: bool = False,
+    scheduled: bool = False,
+    flow_waiting: bool = False,
 ) -> str:
     if step.status in DONE:
         return "finished"
@@ -154,6 +172,8 @@ def blocking_reason(
         return "waiting_for_child"
     if step.status in ("skipped", "cancelled", "in_progress"):
         return step.status
+    if flow_waiting and step.flow_wait is not None:
+        return step.flow_wait
     if step.status == "error" and not step.retryable:
         return "not_retryable"
     if step.status == "error" and step.attempts >= step.max_attempts:
@@ -531,6 +551,7 @@ class RawDb:
             "join_mode": step.join,
             "wait_for": step.wait_for,
             "child_task_id": step.child_task_id,
+            "flow_wait": step.flow_wait,
             "claimable_at": claimable_at(task, position),
             "next_retry_at": step.next_retry_at,
             "last_attempted_at": step.last_attempted_at,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -250,7 +250,11 @@ REASON_CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "waiting_for_signal": ("pending", {"attempts": 0, "wait_for": "go"}),
     "scheduled": ("pending", {"attempts": 0}),  # with the task's run_at in the future
     "waiting_for_child": ("in_progress", {"child_task_id": 99}),
-}
+    "concurrency_limit": ("pending", {"attempts": 0, "flow_wait": "concurrency_limit",
+                                      "flow_until": datetime(9999, 12, 31, tzinfo=UTC)}),
+    "rate_limited": ("error", {"attempts": 1, "next_retry_at": NOW - SECOND,
+                               "flow_wait": "rate_limited", "flow_until": NOW + SECOND}),
+}  # fmt: skip
 
 
 def test_reason_cases_cover_every_blocking_reason() -> None:

@@ -476,6 +476,8 @@ def test_to_dict_is_json_and_from_dict_gives_back_an_equal_definition(tmp_path: 
         "map": None,
         "max_items": 10_000,
         "workflow": None,
+        "concurrency": None,
+        "rate_limit": None,
     }
     assert parse_template(data) == template
 

@@ -34,6 +34,8 @@ BlockingReason = Literal[
     "waiting_for_signal",
     "scheduled",
     "waiting_for_child",
+    "concurrency_limit",
+    "rate_limited",
     # Extension: ready, but no live worker serves the step's handler (tasker.engine.coverage).
     "no_worker_for_handler",
 ]

@@ -43,6 +43,7 @@ class Template:
         defaults: dict[str, Any] | None = None,
         priority: int = 0,
         schedules: list[dict[str, Any]] | None = None,
+        concurrency: dict[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
@@ -51,6 +52,7 @@ class Template:
         self.context_schema = context_schema
         self.priority = priority
         self.schedules = [dict(s) for s in schedules] if schedules else None
+        self.concurrency = dict(concurrency) if concurrency is not None else None
         self.defaults = _plain(defaults) if defaults else None
         # The declaring module, so errors and stored definitions say where a template came from.
         self.source = f"python:{sys._getframe(1).f_globals.get('__name__', '?')}"
@@ -76,7 +78,8 @@ class Template:
 
         ``options`` are the YAML step keys: max_attempts, retryable, timeout_seconds,
         backoff, config, description, join, branches, wait_for, map, max_items, workflow
-        (a mapping or a ``ChildWorkflow``). The function is returned unchanged.
+        (a mapping or a ``ChildWorkflow``), concurrency (``{"limit": N}``), rate_limit
+        (``"N/minute"``). The function is returned unchanged.
         """
 
         def register(function: F) -> F:
@@ -139,6 +142,8 @@ class Template:
             data["defaults"] = self.defaults
         if self.schedules:
             data["schedules"] = self.schedules
+        if self.concurrency is not None:
+            data["concurrency"] = self.concurrency
         return parse_template(data, source=self.source, known_handlers=self._handlers)
 
     def _parent_name(self, parent: str | Callable[..., Any], step: str) -> str:

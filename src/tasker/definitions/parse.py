@@ -1,9 +1,9 @@
 """The YAML shape of a template, parsed and validated into a ``TemplateDefinition``.
 
 Top-level ``namespace``, ``name``, ``version``, ``description``, ``context_schema``,
-``priority``, ``schedules``, ``defaults``, ``steps`` (docs/templates.md); a step also
-takes ``join``, ``branches``, ``wait_for``, ``map``, ``max_items`` and ``workflow``
-(dynamic workflows).
+``priority``, ``schedules``, ``concurrency``, ``defaults``, ``steps`` (docs/templates.md); a
+step also takes ``join``, ``branches``, ``wait_for``, ``map``, ``max_items`` and ``workflow``
+(dynamic workflows), ``concurrency`` and ``rate_limit`` (flow control).
 Quote the version: YAML reads ``version: 1.10`` as the float 1.1. Unquoted numbers are
 accepted and turned into strings. The same parser serves YAML files, the Python builder
 and stored definitions.
@@ -15,6 +15,13 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
+from tasker.definitions.flow import (
+    RateLimit,
+    TaskConcurrency,
+    check_key_field,
+    check_limit,
+    parse_rate_limit,
+)
 from tasker.definitions.schedule import ScheduleSpec
 from tasker.definitions.template import (
     ChildWorkflow,
@@ -28,16 +35,18 @@ from tasker.retry import Backoff
 
 TOP_LEVEL_KEYS = (
     "namespace", "name", "version", "description", "context_schema", "priority", "schedules",
-    "defaults", "steps",
+    "concurrency", "defaults", "steps",
 )  # fmt: skip
 DEFAULTS_KEYS = ("max_attempts", "retryable", "timeout_seconds", "backoff")
 STEP_KEYS = (
     "name", "handler", "depends_on", "description", "config", *DEFAULTS_KEYS,
-    "join", "branches", "wait_for", "map", "max_items", "workflow",
+    "join", "branches", "wait_for", "map", "max_items", "workflow", "concurrency", "rate_limit",
 )  # fmt: skip
 BACKOFF_KEYS = ("base_seconds", "max_seconds", "jitter")
 WORKFLOW_KEYS = ("namespace", "name", "version")
 SCHEDULE_KEYS = ("name", "cron", "timezone", "context", "catchup")
+TEMPLATE_CONCURRENCY_KEYS = ("key", "limit")
+STEP_CONCURRENCY_KEYS = ("limit",)
 
 
 def parse_template(
@@ -83,6 +92,7 @@ def parse_template(
         context_schema=dict(schema) if schema is not None else None,
         priority=_priority(data.get("priority", 0), fail),
         schedules=_schedules(data.get("schedules"), fail),
+        concurrency=_task_concurrency(data.get("concurrency"), fail),
         source=source,
     )
     if validate:
@@ -140,6 +150,8 @@ def _parse_step(raw: Any, index: int, base: StepSpec, fail: _Fail) -> StepSpec:
             map=_optional_text(raw.get("map"), "map", fail, name),
             max_items=raw.get("max_items", 10_000),
             workflow=workflow,
+            concurrency_limit=_step_concurrency(raw.get("concurrency"), fail, name),
+            rate_limit=_rate_limit(raw.get("rate_limit"), fail, name),
         ),
         "step",
         fail,
@@ -265,6 +277,57 @@ def _schedules(raw: Any, fail: _Fail) -> tuple[ScheduleSpec, ...]:
             )
         )
     return tuple(found)
+
+
+def _task_concurrency(raw: Any, fail: _Fail) -> TaskConcurrency | None:
+    """``concurrency: {key: FIELD, limit: N}`` of a template."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise fail(f"concurrency must be a mapping {{key, limit}}, got {_type_name(raw)}")
+    _check_keys(raw, TEMPLATE_CONCURRENCY_KEYS, "concurrency", fail)
+    for key in TEMPLATE_CONCURRENCY_KEYS:
+        if key not in raw:
+            raise fail(
+                f"concurrency: missing required key {key!r} (a template's concurrency is "
+                "per value of a context field; a step's takes only limit)"
+            )
+    try:
+        return TaskConcurrency(
+            check_key_field(raw["key"]), check_limit(raw["limit"], "concurrency.limit")
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _step_concurrency(raw: Any, fail: _Fail, step: str) -> int | None:
+    """``concurrency: {limit: N}`` of a step, as N."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise fail(f"concurrency must be a mapping {{limit: N}}, got {_type_name(raw)}", step)
+    if "key" in raw:
+        raise fail(
+            "concurrency.key belongs on the template (at most N tasks per key value); "
+            "a step's concurrency takes only limit",
+            step,
+        )
+    _check_keys(raw, STEP_CONCURRENCY_KEYS, "concurrency", fail, step)
+    if "limit" not in raw:
+        raise fail("concurrency: missing required key 'limit'", step)
+    try:
+        return check_limit(raw["limit"], "concurrency.limit")
+    except ValueError as exc:
+        raise fail(str(exc), step) from None
+
+
+def _rate_limit(raw: Any, fail: _Fail, step: str) -> RateLimit | None:
+    if raw is None:
+        return None
+    try:
+        return parse_rate_limit(raw)
+    except ValueError as exc:
+        raise fail(str(exc), step) from None
 
 
 def _priority(value: Any, fail: _Fail) -> int:

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from tasker.definitions.flow import RateLimit, TaskConcurrency
 from tasker.definitions.handler_paths import import_handler, split_handler_path
 from tasker.definitions.schedule import CATCHUP_MODES, ScheduleSpec, cron_problem
 from tasker.exceptions import TemplateError, ValidationError
@@ -74,6 +75,10 @@ class StepSpec:
     # The template this step runs as a child task; the step completes with the child's
     # results. Its handler, when it has one, returns the child's context.
     workflow: ChildWorkflow | None = None
+    # Flow control: at most concurrency_limit claims of it at once; at most rate_limit.count
+    # claims per period (tasker.definitions.flow).
+    concurrency_limit: int | None = None
+    rate_limit: RateLimit | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +97,10 @@ class StepSpec:
             "map": self.map,
             "max_items": self.max_items,
             "workflow": self.workflow.to_dict() if self.workflow else None,
+            "concurrency": None
+            if self.concurrency_limit is None
+            else {"limit": self.concurrency_limit},
+            "rate_limit": None if self.rate_limit is None else str(self.rate_limit),
         }
 
 
@@ -107,6 +116,8 @@ class TemplateDefinition:
     context_schema: dict[str, Any] | None = None
     priority: int = 0  # claims take higher first; a task request may override it
     schedules: tuple[ScheduleSpec, ...] = ()  # cron schedules that create its tasks
+    # At most concurrency.limit tasks per value of context[concurrency.key] run at once.
+    concurrency: TaskConcurrency | None = None
     source: str | None = field(default=None, compare=False)  # file path or "python:module"
 
     @property
@@ -189,6 +200,7 @@ class TemplateDefinition:
             "context_schema": copy.deepcopy(self.context_schema),
             "priority": self.priority,
             "schedules": [schedule.to_dict() for schedule in self.schedules],
+            "concurrency": self.concurrency.to_dict() if self.concurrency else None,
             "steps": [spec.to_dict() for spec in self.steps],
         }
 
@@ -350,6 +362,11 @@ def _validate_step(spec: StepSpec, names: set[str], fail: _Fail) -> None:
         json.dumps(spec.config, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise problem(f"config is not JSON-serialisable: {exc}") from None
+    if spec.handler is None:
+        limits = (("concurrency", spec.concurrency_limit), ("rate_limit", spec.rate_limit))
+        for key, value in limits:
+            if value is not None:
+                raise problem(f"{key} limits claims of a handler, and this step runs none")
 
 
 def _validate_dynamic(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tasker.engine import flow
 from tasker.engine.children import start_children
 from tasker.engine.history import Change, Event, HistoryWriter, step_event, task_event
 from tasker.engine.maps import settle_groups
@@ -98,8 +99,11 @@ class OutcomeReport:
     step_results: dict[int, str] = field(default_factory=dict)
     finalized: dict[int, str] = field(default_factory=dict)
     task_durations: dict[int, float] = field(default_factory=dict)
+    # Concurrency keys whose slots the recorded steps gave back (flow.unpark them next).
+    freed: set[flow.FreedKey] = field(default_factory=set)
 
     def merge(self, other: OutcomeReport) -> None:
+        self.freed |= other.freed
         self.recorded += other.recorded
         self.stale += other.stale
         self.step_results.update(other.step_results)
@@ -130,6 +134,7 @@ def claim_steps(
         task_id=task_id,
         now=now,
     )
+    rows = flow.admit(conn, rows, now)
     if not rows:
         return []
     history = HistoryWriter()
@@ -228,6 +233,7 @@ def record_outcomes(
             rows=Json([{"id": o.step_id, "claim_token": o.claim_token} for o in outcomes]),
         )
     }
+    report.freed = flow.freed_keys(held.values())
     history = HistoryWriter()
     finish_rows: list[dict[str, Any]] = []
     pending_changes: dict[int, tuple[Outcome, dict[str, Any]]] = {}

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tasker.definitions import TemplateDefinition
-from tasker.definitions.template import check_priority
+from tasker.definitions import TemplateDefinition, flow
+from tasker.definitions.template import StepSpec, check_priority
 from tasker.engine.history import Change, Event, HistoryWriter
 from tasker.engine.maps import DEFAULT_MAX_TASK_STEPS
 from tasker.engine.waits import begin_waits
@@ -87,6 +87,15 @@ def check_request(template: TemplateDefinition, request: TaskRequest) -> None:
             check_priority(request.priority)
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+    if template.concurrency is not None and not (
+        isinstance(request.context, dict) and template.concurrency.key in request.context
+    ):
+        field_name = template.concurrency.key
+        raise ValidationError(
+            f"template {template.key} limits concurrency per context field {field_name!r}, "
+            f"and the context has no {field_name!r}",
+            errors=[f"context: missing {field_name!r} (the concurrency key)"],
+        )
 
 
 def start_time(request: TaskRequest, now: datetime) -> datetime | None:
@@ -206,9 +215,11 @@ def insert_task(
             "workflow": workflows.get(spec.name, spec.workflow.to_dict())
             if spec.workflow
             else None,
+            **_flow_columns(template, spec),
         }
         for position, spec in enumerate(template.steps)
     ]
+    concurrency = template.concurrency
     inserted = conn.fetch_all(
         "insert_steps",
         task_id=task_id,
@@ -216,6 +227,15 @@ def insert_task(
         rows=Json(step_rows),
         start_at=max(now, run_at) if run_at is not None else now,
         priority=priority,
+        task_key=None
+        if concurrency is None
+        else flow.task_key(
+            template.namespace,
+            template.name,
+            concurrency.key,
+            request.context[concurrency.key],
+        ),
+        task_key_limit=None if concurrency is None else concurrency.limit,
         now=now,
     )
     edges = [
@@ -264,3 +284,19 @@ def insert_task(
         conn.execute("notify_steps_ready")
     history.flush(conn, now)
     return task_id, [s for s in inserted if s["total_parents"] == 0]
+
+
+def _flow_columns(template: TemplateDefinition, spec: StepSpec) -> dict[str, Any]:
+    """A step row's concurrency and rate-limit keys (None when it has no limit)."""
+    limit, rate = spec.concurrency_limit, spec.rate_limit
+    return {
+        "concurrency_key": None
+        if limit is None
+        else flow.step_key(template.namespace, template.name, spec.name),
+        "concurrency_limit": limit,
+        "rate_key": None
+        if rate is None
+        else flow.rate_key(template.namespace, template.name, spec.name),
+        "rate_count": None if rate is None else rate.count,
+        "rate_period_seconds": None if rate is None else rate.period_seconds,
+    }

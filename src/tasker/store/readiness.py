@@ -27,6 +27,8 @@ BLOCKING_REASONS = (
     "cancelled",
     "waiting_for_child",
     "in_progress",
+    "concurrency_limit",
+    "rate_limited",
     "not_retryable",
     "retries_exhausted",
     "waiting_for_backoff",

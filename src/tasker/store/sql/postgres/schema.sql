@@ -1,4 +1,4 @@
--- Tasker's postgres schema as migrations 0001 to 0010_schedules leave it.
+-- Tasker's postgres schema as migrations 0001 to 0011_flow_control leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -53,6 +53,12 @@ CREATE TABLE tasker.namespaces (
     created_at timestamp with time zone NOT NULL,
     CONSTRAINT namespaces_pkey PRIMARY KEY (id),
     CONSTRAINT namespaces_name_key UNIQUE (name)
+);
+
+CREATE TABLE tasker.rate_limits (
+    key text NOT NULL,
+    arrival_at timestamp with time zone NOT NULL,
+    CONSTRAINT rate_limits_pkey PRIMARY KEY (key)
 );
 
 CREATE TABLE tasker.schedule_transitions (
@@ -168,8 +174,18 @@ CREATE TABLE tasker.steps (
     priority integer DEFAULT 0 NOT NULL,
     workflow jsonb,
     child_task_id bigint,
+    concurrency_key text,
+    concurrency_limit integer,
+    task_key text,
+    task_key_limit integer,
+    rate_key text,
+    rate_count integer,
+    rate_period_seconds double precision,
+    flow_wait text,
+    rate_reserved boolean DEFAULT false NOT NULL,
     CONSTRAINT steps_pkey PRIMARY KEY (id),
     CONSTRAINT steps_task_id_name_key UNIQUE (task_id, name),
+    CONSTRAINT steps_flow_wait_check CHECK ((flow_wait = ANY (ARRAY['concurrency_limit'::text, 'rate_limited'::text]))),
     CONSTRAINT steps_join_mode_check CHECK ((join_mode = ANY (ARRAY['all'::text, 'any'::text]))),
     CONSTRAINT steps_max_attempts_check CHECK ((max_attempts >= 1)),
     CONSTRAINT steps_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'in_progress'::text, 'complete'::text, 'error'::text, 'cancelled'::text, 'resolved_manually'::text, 'skipped'::text])))
@@ -315,6 +331,10 @@ CREATE INDEX steps_claimable_idx ON tasker.steps USING btree (claimable_at, id) 
 
 CREATE INDEX steps_completed_at_idx ON tasker.steps USING btree (completed_at) WHERE (completed_at IS NOT NULL);
 
+CREATE INDEX steps_concurrency_parked_idx ON tasker.steps USING btree (concurrency_key, priority DESC, id) WHERE (flow_wait = 'concurrency_limit'::text);
+
+CREATE INDEX steps_concurrency_running_idx ON tasker.steps USING btree (concurrency_key) WHERE ((claim_token IS NOT NULL) AND (concurrency_key IS NOT NULL));
+
 CREATE INDEX steps_failed_idx ON tasker.steps USING btree (task_id) WHERE ((status = 'error'::text) AND (claimable_at IS NULL));
 
 CREATE INDEX steps_group_idx ON tasker.steps USING btree (group_id, map_index) WHERE (group_id IS NOT NULL);
@@ -322,6 +342,10 @@ CREATE INDEX steps_group_idx ON tasker.steps USING btree (group_id, map_index) W
 CREATE INDEX steps_lease_idx ON tasker.steps USING btree (lease_expires_at) WHERE (status = 'in_progress'::text);
 
 CREATE INDEX steps_live_idx ON tasker.steps USING btree (task_id) WHERE ((status = 'in_progress'::text) OR (claimable_at IS NOT NULL));
+
+CREATE INDEX steps_task_key_parked_idx ON tasker.steps USING btree (task_key, priority DESC, task_id) WHERE (flow_wait = 'concurrency_limit'::text);
+
+CREATE INDEX steps_task_key_running_idx ON tasker.steps USING btree (task_key, task_id) WHERE ((claim_token IS NOT NULL) AND (task_key IS NOT NULL));
 
 CREATE INDEX steps_wait_expires_idx ON tasker.steps USING btree (wait_expires_at) WHERE (wait_expires_at IS NOT NULL);
 
@@ -674,6 +698,7 @@ BEGIN
                coalesce(pc.n_done, 0) AS n_done,
                coalesce(pc.n_skipped, 0) AS n_skipped,
                s.child_task_id,
+               (s.flow_wait IS NOT NULL AND s.claimable_at > $3) AS flow_waiting, s.flow_wait,
                (s.wait_for IS NOT NULL AND NOT EXISTS (
                    SELECT 1 FROM tasker.task_signals g
                    WHERE g.task_id = s.task_id AND g.name = s.wait_for)) AS signal_missing
@@ -695,8 +720,9 @@ BEGIN
     ),
     ready AS (
         SELECT f.*,
-               f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing AND NOT f.scheduled)
-                              OR f.eligible)
+               f.deps_ok AND NOT f.flow_waiting
+                   AND ((f.status = 'pending' AND NOT f.signal_missing AND NOT f.scheduled)
+                        OR f.eligible)
                    AS is_ready
         FROM flags f
     )
@@ -711,6 +737,7 @@ BEGIN
                WHEN r.status = 'in_progress' AND r.child_task_id IS NOT NULL
                    THEN 'waiting_for_child'
                WHEN r.status = 'in_progress' THEN 'in_progress'
+               WHEN r.flow_waiting THEN r.flow_wait
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
                WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'

@@ -5,7 +5,8 @@ INSERT INTO tasker.steps (task_id, namespace, name, position, handler, config, s
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
-    max_items, priority, workflow)
+    max_items, priority, workflow, concurrency_key, concurrency_limit, task_key, task_key_limit,
+    rate_key, rate_count, rate_period_seconds)
 SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pending',
     r.max_attempts, r.retryable, r.timeout_seconds, r.backoff_base_seconds,
     r.backoff_max_seconds, r.backoff_jitter, r.total_parents, r.total_parents,
@@ -14,13 +15,15 @@ SELECT %(task_id)s, %(namespace)s, r.name, r.position, r.handler, r.config, 'pen
     CASE WHEN r.total_parents = 0 AND r.wait_for IS NULL AND r.map_path IS NULL
          THEN %(start_at)s::timestamptz END,
     1, %(now)s, %(now)s, r.join_mode, r.branches, r.wait_for, r.wait_timeout_seconds,
-    r.map_path, r.max_items, %(priority)s, r.workflow
+    r.map_path, r.max_items, %(priority)s, r.workflow, r.concurrency_key, r.concurrency_limit,
+    %(task_key)s, %(task_key_limit)s, r.rate_key, r.rate_count, r.rate_period_seconds
 FROM jsonb_to_recordset(%(rows)s) AS r(name text, position integer, handler text,
     config jsonb, max_attempts integer, retryable boolean, timeout_seconds double precision,
     backoff_base_seconds double precision, backoff_max_seconds double precision,
     backoff_jitter double precision, total_parents integer, join_mode text, branches jsonb,
     wait_for text, wait_timeout_seconds double precision, map_path text, max_items integer,
-    workflow jsonb)
+    workflow jsonb, concurrency_key text, concurrency_limit integer, rate_key text,
+    rate_count integer, rate_period_seconds double precision)
 ORDER BY r.position
 RETURNING id, task_id, name, handler, claimable_at, total_parents, wait_for,
     wait_timeout_seconds, workflow, map_path, map_item;
@@ -36,6 +39,8 @@ JOIN tasker.steps c ON c.task_id = %(task_id)s AND c.name = r.child;
 -- claim_steps --
 -- Claim up to `limit` claimable steps (of `handlers`, when given), the highest priority first,
 -- then the oldest (index steps_claim_priority_idx), skipping rows other workers hold.
+-- A step under flow control (a concurrency or rate limit) is claimed tentatively: its start
+-- times are set only once tasker.engine.flow admits it (admit_steps), or it is put back.
 WITH picked AS (
     SELECT id, status FROM tasker.steps
     WHERE claimable_at <= %(now)s
@@ -49,14 +54,21 @@ WITH picked AS (
 UPDATE tasker.steps s
 SET status = 'in_progress', attempts = s.attempts + 1, claimable_at = NULL,
     claimed_by = %(worker_id)s, claim_token = md5(random()::text || s.id::text),
-    lease_expires_at = %(lease_expires_at)s, last_attempted_at = %(now)s,
-    started_at = COALESCE(s.started_at, %(now)s), updated_at = %(now)s,
-    transition_count = s.transition_count + 1
+    lease_expires_at = %(lease_expires_at)s,
+    last_attempted_at = CASE WHEN s.concurrency_key IS NULL AND s.task_key IS NULL
+                                  AND s.rate_key IS NULL THEN %(now)s
+                             ELSE s.last_attempted_at END,
+    started_at = CASE WHEN s.concurrency_key IS NULL AND s.task_key IS NULL
+                           AND s.rate_key IS NULL THEN COALESCE(s.started_at, %(now)s)
+                      ELSE s.started_at END,
+    updated_at = %(now)s, transition_count = s.transition_count + 1
 FROM picked
 WHERE s.id = picked.id
 RETURNING s.id, s.task_id, s.namespace, s.name, s.handler, s.config, s.attempts,
     s.max_attempts, s.timeout_seconds, s.claim_token, s.transition_count, s.total_parents,
-    s.wait_for, s.map_item, s.map_index, picked.status AS from_state, s.created_at, s.ready_at;
+    s.wait_for, s.map_item, s.map_index, picked.status AS from_state, s.created_at, s.ready_at,
+    s.priority, s.concurrency_key, s.concurrency_limit, s.task_key, s.task_key_limit,
+    s.rate_key, s.rate_count, s.rate_period_seconds, s.rate_reserved;
 
 -- parent_results --
 -- Results of the parents of the given steps, by parent name.
@@ -74,7 +86,7 @@ WHERE id = ANY(%(task_ids)s::bigint[]);
 SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
     s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
     s.claimed_by, s.last_attempted_at, s.created_at, s.branches, s.workflow, s.map_item,
-    s.group_id
+    s.group_id, s.concurrency_key, s.task_key
 FROM tasker.steps s
 JOIN jsonb_to_recordset(%(rows)s) AS r(id bigint, claim_token text)
   ON s.id = r.id AND s.claim_token = r.claim_token
@@ -236,9 +248,10 @@ WHERE claimed_by = %(worker_id)s AND status = 'in_progress'
 RETURNING id;
 
 -- next_claimable_at --
--- When the next step (of `handlers`, when given) becomes claimable (to sleep until then).
+-- When the next step (of `handlers`, when given) becomes claimable (to sleep until then); a
+-- step waiting for a concurrency slot has no time: a recorder unparks it.
 SELECT min(claimable_at) AS claimable_at FROM tasker.steps
-WHERE claimable_at IS NOT NULL
+WHERE claimable_at IS NOT NULL AND flow_wait IS DISTINCT FROM 'concurrency_limit'
   AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
   AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))
   AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);

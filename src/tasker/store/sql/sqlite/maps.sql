@@ -5,12 +5,15 @@
 INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
-    created_at, updated_at, group_id, map_index, map_item, priority, workflow)
+    created_at, updated_at, group_id, map_index, map_item, priority, workflow, concurrency_key,
+    concurrency_limit, task_key, task_key_limit, rate_key, rate_count, rate_period_seconds)
 SELECT g.task_id, g.namespace, g.name || '[' || (r.value ->> '$.index') || ']', g.position,
     g.handler, g.config, 'pending', g.max_attempts, g.retryable, g.timeout_seconds,
     g.backoff_base_seconds, g.backoff_max_seconds, g.backoff_jitter, g.total_parents, 0,
     max(:now, coalesce(t.run_at, :now)), max(:now, coalesce(t.run_at, :now)), 1, :now, :now,
-    g.id, r.value ->> '$.index', r.value -> '$.item', g.priority, g.workflow
+    g.id, r.value ->> '$.index', r.value -> '$.item', g.priority, g.workflow,
+    g.concurrency_key, g.concurrency_limit, g.task_key, g.task_key_limit, g.rate_key, g.rate_count,
+    g.rate_period_seconds
 FROM steps g JOIN tasks t ON t.id = g.task_id CROSS JOIN json_each(:rows) AS r
 WHERE g.id = :group_id
 ORDER BY r.key

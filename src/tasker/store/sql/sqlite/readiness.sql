@@ -1,5 +1,5 @@
 -- Readiness, execution context, dependency levels, health and analytics: the same rules as
--- the PostgreSQL functions of migrations 0002, 0007 and 0008, as plain SQL (SQLite has no stored
+-- the PostgreSQL functions of migrations 0002, 0007, 0008, 0009 and 0011, as plain SQL (SQLite has no stored
 -- functions).
 -- Times are TEXT in one fixed format, so they compare as strings; durations use exact
 -- integer microseconds: whole seconds from strftime('%s') on the first 19 characters plus
@@ -15,6 +15,7 @@
 task_steps AS (
     SELECT s.id, s.task_id, s.name, s.position, s.status, s.attempts, s.max_attempts,
            s.retryable, s.next_retry_at, s.last_attempted_at, s.join_mode, s.child_task_id,
+           (s.flow_wait IS NOT NULL AND s.claimable_at > :now) AS flow_waiting, s.flow_wait,
            coalesce((SELECT t.run_at FROM tasks t WHERE t.id = s.task_id), '') > :now
                AS scheduled,
            (s.wait_for IS NOT NULL AND NOT EXISTS (
@@ -55,8 +56,9 @@ flags AS (
 ),
 ready AS (
     SELECT f.*,
-           (f.deps_ok AND ((f.status = 'pending' AND NOT f.signal_missing AND NOT f.scheduled)
-                           OR f.eligible))
+           (f.deps_ok AND NOT f.flow_waiting
+            AND ((f.status = 'pending' AND NOT f.signal_missing AND NOT f.scheduled)
+                 OR f.eligible))
                AS is_ready
     FROM flags f
 ),
@@ -74,6 +76,7 @@ readiness AS (
                WHEN r.status = 'in_progress' AND r.child_task_id IS NOT NULL
                    THEN 'waiting_for_child'
                WHEN r.status = 'in_progress' THEN 'in_progress'
+               WHEN r.flow_waiting THEN r.flow_wait
                WHEN r.status = 'error' AND NOT r.retryable THEN 'not_retryable'
                WHEN r.status = 'error' AND r.attempts >= r.max_attempts THEN 'retries_exhausted'
                WHEN r.status = 'error' AND NOT r.eligible THEN 'waiting_for_backoff'

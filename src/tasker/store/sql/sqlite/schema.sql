@@ -1,4 +1,4 @@
--- Tasker's sqlite schema as migrations 0001 to 0010_schedules leave it.
+-- Tasker's sqlite schema as migrations 0001 to 0011_flow_control leave it.
 -- Generated from a database migrated from zero; do not edit: run `python -m tasker.store.schema`.
 -- For reading and checking: `tasker db upgrade` installs the schema (and its rows).
 
@@ -39,6 +39,11 @@ CREATE TABLE namespaces (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
     created_at  TEXT NOT NULL
+);
+
+CREATE TABLE rate_limits (
+    key         TEXT PRIMARY KEY,
+    arrival_at  TEXT NOT NULL
 );
 
 CREATE TABLE schedule_transitions (
@@ -136,7 +141,8 @@ CREATE TABLE steps (
     created_at            TEXT NOT NULL,
     updated_at            TEXT NOT NULL,
     started_at            TEXT,
-    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT, priority INTEGER NOT NULL DEFAULT 0, workflow TEXT, child_task_id INTEGER,
+    completed_at          TEXT, ready_at TEXT, join_mode TEXT NOT NULL DEFAULT 'all', skipped_parents INTEGER NOT NULL DEFAULT 0, branches TEXT, wait_for TEXT, wait_timeout_seconds REAL, wait_expires_at TEXT, map_path TEXT, max_items INTEGER, group_id INTEGER, map_index INTEGER, map_item TEXT, priority INTEGER NOT NULL DEFAULT 0, workflow TEXT, child_task_id INTEGER, concurrency_key TEXT, concurrency_limit INTEGER, task_key TEXT, task_key_limit INTEGER, rate_key TEXT, rate_count INTEGER, rate_period_seconds REAL, flow_wait TEXT
+    CHECK (flow_wait IN ('concurrency_limit', 'rate_limited')), rate_reserved INTEGER NOT NULL DEFAULT 0,
     UNIQUE (task_id, name)
 );
 
@@ -238,6 +244,12 @@ CREATE INDEX steps_claimable_idx ON steps (claimable_at, id) WHERE claimable_at 
 
 CREATE INDEX steps_completed_at_idx ON steps (completed_at) WHERE completed_at IS NOT NULL;
 
+CREATE INDEX steps_concurrency_parked_idx ON steps (concurrency_key, priority DESC, id)
+    WHERE flow_wait = 'concurrency_limit';
+
+CREATE INDEX steps_concurrency_running_idx ON steps (concurrency_key)
+    WHERE claim_token IS NOT NULL AND concurrency_key IS NOT NULL;
+
 CREATE INDEX steps_failed_idx ON steps (task_id)
     WHERE status = 'error' AND claimable_at IS NULL;
 
@@ -247,6 +259,12 @@ CREATE INDEX steps_lease_idx ON steps (lease_expires_at) WHERE status = 'in_prog
 
 CREATE INDEX steps_live_idx ON steps (task_id)
     WHERE status = 'in_progress' OR claimable_at IS NOT NULL;
+
+CREATE INDEX steps_task_key_parked_idx ON steps (task_key, priority DESC, task_id)
+    WHERE flow_wait = 'concurrency_limit';
+
+CREATE INDEX steps_task_key_running_idx ON steps (task_key, task_id)
+    WHERE claim_token IS NOT NULL AND task_key IS NOT NULL;
 
 CREATE INDEX steps_wait_expires_idx ON steps (wait_expires_at)
     WHERE wait_expires_at IS NOT NULL;

@@ -5,7 +5,8 @@ INSERT INTO steps (task_id, namespace, name, position, handler, config, status,
     max_attempts, retryable, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
     backoff_jitter, total_parents, remaining_parents, claimable_at, ready_at, transition_count,
     created_at, updated_at, join_mode, branches, wait_for, wait_timeout_seconds, map_path,
-    max_items, priority, workflow)
+    max_items, priority, workflow, concurrency_key, concurrency_limit, task_key, task_key_limit,
+    rate_key, rate_count, rate_period_seconds)
 SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
     value ->> '$.handler', value -> '$.config', 'pending', value ->> '$.max_attempts',
     value ->> '$.retryable', value ->> '$.timeout_seconds', value ->> '$.backoff_base_seconds',
@@ -17,7 +18,9 @@ SELECT :task_id, :namespace, value ->> '$.name', value ->> '$.position',
          AND value ->> '$.map_path' IS NULL THEN :start_at END,
     1, :now, :now, value ->> '$.join_mode', nullif(value -> '$.branches', 'null'),
     value ->> '$.wait_for', value ->> '$.wait_timeout_seconds', value ->> '$.map_path',
-    value ->> '$.max_items', :priority, nullif(value -> '$.workflow', 'null')
+    value ->> '$.max_items', :priority, nullif(value -> '$.workflow', 'null'),
+    value ->> '$.concurrency_key', value ->> '$.concurrency_limit', :task_key, :task_key_limit,
+    value ->> '$.rate_key', value ->> '$.rate_count', value ->> '$.rate_period_seconds'
 FROM json_each(:rows)
 ORDER BY value ->> '$.position'
 RETURNING id, task_id, name, handler, claimable_at, total_parents, wait_for,
@@ -39,13 +42,19 @@ WHERE p.task_id = :task_id AND p.name = r.value ->> '$.parent'
 -- Claim up to `limit` claimable steps (of `handlers`, when given), the highest priority first,
 -- then the oldest (index steps_claim_priority_idx). A pending
 -- step always has 0 attempts and a failed one at least 1, so the state it came from follows
--- from the new count.
+-- from the new count. A step under flow control (a concurrency or rate limit) is claimed
+-- tentatively: its start times are set only once tasker.engine.flow admits it (admit_steps),
+-- or it is put back.
 UPDATE steps
 SET status = 'in_progress', attempts = attempts + 1, claimable_at = NULL,
     claimed_by = :worker_id, claim_token = lower(hex(randomblob(16))),
-    lease_expires_at = :lease_expires_at, last_attempted_at = :now,
-    started_at = COALESCE(started_at, :now), updated_at = :now,
-    transition_count = transition_count + 1
+    lease_expires_at = :lease_expires_at,
+    last_attempted_at = CASE WHEN concurrency_key IS NULL AND task_key IS NULL
+                                  AND rate_key IS NULL THEN :now
+                             ELSE last_attempted_at END,
+    started_at = CASE WHEN concurrency_key IS NULL AND task_key IS NULL AND rate_key IS NULL
+                      THEN COALESCE(started_at, :now) ELSE started_at END,
+    updated_at = :now, transition_count = transition_count + 1
 WHERE id IN (
     SELECT id FROM steps
     WHERE claimable_at <= :now
@@ -57,7 +66,9 @@ WHERE id IN (
 )
 RETURNING id, task_id, namespace, name, handler, config, attempts, max_attempts,
     timeout_seconds, claim_token, transition_count, total_parents, wait_for, map_item, map_index,
-    CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at, ready_at;
+    CASE WHEN attempts = 1 THEN 'pending' ELSE 'error' END AS from_state, created_at, ready_at,
+    priority, concurrency_key, concurrency_limit, task_key, task_key_limit, rate_key, rate_count,
+    rate_period_seconds, rate_reserved;
 
 -- parent_results --
 -- Results of the parents of the given steps, by parent name.
@@ -75,7 +86,7 @@ WHERE id IN (SELECT value FROM json_each(:task_ids));
 SELECT s.id, s.task_id, s.name, s.attempts, s.max_attempts, s.retryable,
     s.backoff_base_seconds, s.backoff_max_seconds, s.backoff_jitter, s.claim_token,
     s.claimed_by, s.last_attempted_at, s.created_at, s.branches, s.workflow, s.map_item,
-    s.group_id
+    s.group_id, s.concurrency_key, s.task_key
 FROM steps s
 JOIN json_each(:rows) AS r
   ON s.id = r.value ->> '$.id' AND s.claim_token = r.value ->> '$.claim_token'
@@ -237,9 +248,10 @@ WHERE claimed_by = :worker_id AND status = 'in_progress'
 RETURNING id;
 
 -- next_claimable_at --
--- When the next step (of `handlers`, when given) becomes claimable (to sleep until then).
+-- When the next step (of `handlers`, when given) becomes claimable (to sleep until then); a
+-- step waiting for a concurrency slot has no time: a recorder unparks it.
 SELECT min(claimable_at) AS claimable_at FROM steps
-WHERE claimable_at IS NOT NULL
+WHERE claimable_at IS NOT NULL AND flow_wait IS NOT 'concurrency_limit'
   AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
   AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
   AND (:task_id IS NULL OR task_id = :task_id);
