@@ -153,8 +153,8 @@ def intervals(lines: list[list[str]]) -> list[tuple[str, int, float, float]]:
         elif kind == "E":
             key, task_id, _, began = starts.pop((int(step), int(attempt)))
             runs.append((key, task_id, began, float(at)))
-    for key, task_id, pid, began in starts.values():  # never ended: its worker was killed
-        runs.append((key, task_id, began, killed[pid]))
+    for key, task_id, worker, began in starts.values():  # never ended: its worker was killed
+        runs.append((key, task_id, began, killed[worker]))
     return runs
 
 
