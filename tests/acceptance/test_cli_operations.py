@@ -225,3 +225,31 @@ def test_a_usage_error_is_one_line_without_the_help(tmp_path: Path) -> None:
     alone = cli("task")
     assert alone.code == 2 and alone.out.count("Usage: tasker task") == 1
     assert alone.err.strip() == ""
+
+
+def test_task_show_says_what_a_limited_step_waits_for(
+    cli: Cli, tasker: Tasker, template_dirs: tuple[Path, Path]
+) -> None:
+    # Given a template allowing one task per customer at a time, and two tasks of customer 42
+    (template_dirs[0] / "per_customer.yaml").write_text(
+        "namespace: accept\nname: per_customer\n"
+        "concurrency: {key: customer_id, limit: 1}\n"
+        "steps:\n  - {name: sync, handler: tasker.builtin_handlers:noop}\n"
+    )
+    first, second = (
+        cli.ok(
+            "task", "create", "per_customer", "--namespace", "accept",
+            "--context", '{"customer_id": 42}', "--json",
+        ).json()["id"]
+        for _ in range(2)
+    )  # fmt: skip
+    # When a worker claims: the first runs, the second must wait
+    assert [c.task_id for c in tasker.claim("w", 10)] == [first]
+    # Then task show says why, naming the key, the slots and the task holding them
+    shown = cli.ok("task", "show", str(second)).out
+    assert f"waiting: customer_id=42 has 1/1 running (task {first})" in shown
+    readiness = cli.ok("task", "show", str(second), "--json").json()
+    assert readiness["steps"][0]["status"] == "pending"
+    # And creating a task without the key field is refused, naming it
+    refused = cli("task", "create", "per_customer", "--namespace", "accept", "--context", "{}")
+    assert refused.code == 2 and "customer_id" in one_error_line(refused.err)

@@ -23,6 +23,7 @@ from tasker.clock import parse_utc
 from tasker.definitions.template import MAX_PRIORITY, MIN_PRIORITY
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
+from tasker.engine.flow import describe as describe_wait
 from tasker.exceptions import TemplateNotFound, ValidationError
 from tasker.facade import Tasker
 from tasker.states import State
@@ -204,6 +205,7 @@ def show_command(
         unserved = _unserved_handlers(tasker, task, readiness)
         now = tasker.now()
         child_states = {c["id"]: c["status"] for c in tasker.children_of(task_id)}
+        waits = {wait["step"]: describe_wait(wait) for wait in tasker.flow_waits(task_id)}
     console = common.stdout_console()
     console.print(
         Text.assemble(
@@ -235,6 +237,8 @@ def show_command(
         f" {execution.failed_steps} failed, {execution.ready_steps} ready)",
         markup=False,
     )
+    for said in dict.fromkeys(waits.values()):  # the same wait once, for all its steps
+        console.print(f"waiting: {said}", style="yellow", markup=False, highlight=False)
     steps = {step["name"]: step for step in task["steps"]}
     step_levels = {step["name"]: levels.get(step["id"], 0) for step in task["steps"]}
     # Map instances are drawn under their group, the first few of each only.
@@ -277,6 +281,8 @@ def show_command(
                 f"  waiting for child task {child} ({child_states.get(child, '?')})",
                 style="yellow",
             )
+        elif step_name in waits:
+            text.append(f"  waiting: {waits[step_name]}", style="yellow")
         elif step_name in unserved:
             text.append(f"  blocked: no live worker serves handler {unserved[step_name]}")
         elif row is not None and row.blocking_reason not in (None, "finished", "skipped"):

@@ -93,8 +93,7 @@ def check_request(template: TemplateDefinition, request: TaskRequest) -> None:
         field_name = template.concurrency.key
         raise ValidationError(
             f"template {template.key} limits concurrency per context field {field_name!r}, "
-            f"and the context has no {field_name!r}",
-            errors=[f"context: missing {field_name!r} (the concurrency key)"],
+            f"and the context has no {field_name!r}"
         )
 
 
