@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,13 +225,22 @@ def wide(width: int) -> list[dict[str, Any]]:
     return [step(f"w{i:04d}") for i in range(width)]
 
 
-def write_template(run: Run, name: str, steps: list[dict[str, Any]], **defaults: Any) -> str:
-    """Write the template ``bench/<name>`` (idempotent within a run); returns its name."""
+def write_template(
+    run: Run,
+    name: str,
+    steps: list[dict[str, Any]],
+    *,
+    keys: dict[str, Any] | None = None,
+    **defaults: Any,
+) -> str:
+    """Write the template ``bench/<name>`` (idempotent within a run); returns its name.
+    ``keys`` are further top-level template keys (``concurrency``, for example)."""
     path = run.templates_dir / f"{name}.yaml"
     document = {
         "namespace": NAMESPACE,
         "name": name,
         "version": "1.0.0",
+        **(keys or {}),
         "defaults": {"max_attempts": 3, "timeout_seconds": 300, **defaults},
         "steps": steps,
     }
@@ -437,15 +446,25 @@ def open_tasker(run: Run, url: str) -> Any:
     return Tasker(open_database(url), registry, settings=Settings(database_url=url))
 
 
-def create_tasks(run: Run, url: str, template: str, count: int) -> tuple[list[int], float]:
-    """Create ``count`` tasks one request at a time; returns their ids and the seconds taken."""
+def create_tasks(
+    run: Run,
+    url: str,
+    template: str,
+    count: int,
+    context: Callable[[int], dict[str, Any]] | None = None,
+) -> tuple[list[int], float]:
+    """Create ``count`` tasks one request at a time; returns their ids and the seconds taken.
+    ``context(i)`` is the context of the i-th task (none by default)."""
     from tasker import TaskRequest
 
     tasker = open_tasker(run, url)
     try:
         started = time.perf_counter()
         ids = [
-            tasker.create_task(TaskRequest(template, namespace=NAMESPACE))[0] for _ in range(count)
+            tasker.create_task(
+                TaskRequest(template, namespace=NAMESPACE, context=context(i) if context else {})
+            )[0]
+            for i in range(count)
         ]
         return ids, time.perf_counter() - started
     finally:

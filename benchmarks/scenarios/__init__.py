@@ -14,6 +14,7 @@ from benchmarks.scenarios import (
     crash_recovery,
     dag,
     dashboard,
+    flow,
     latency,
     maps,
     memory,
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, ModuleType] = {
         sqlite_processes,
         dashboard,
         priority_claim,
+        flow,
     )
 }
 
