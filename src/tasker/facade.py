@@ -40,6 +40,7 @@ from tasker.exceptions import (
     DatabaseUnavailable,
     DuplicateKey,
     NotFound,
+    SchemaNotReady,
     TemplateError,
     TemplateNotFound,
     TransientStoreError,
@@ -458,14 +459,17 @@ class Tasker:
         self, outcomes: list[attempts.Outcome], actor: str | None = None
     ) -> attempts.OutcomeReport:
         """Store attempt outcomes in one transaction. If the database refuses the batch
-        (not for being unreachable: that raises), each outcome is stored on its own, and
-        one still refused fails its step for good, saying why: one bad row never holds
-        up the others, nor comes back to the next worker."""
+        (``attempts.UNSTORABLE_ERRORS``; not for being unreachable or busy: that raises),
+        each outcome is stored on its own, and one still refused fails its step for good,
+        saying why: one bad row never holds up the others, nor comes back to the next
+        worker. Any other exception is a bug, not the data's fault: it propagates and no
+        step is failed for it."""
+        waited_for = (DatabaseUnavailable, TransientStoreError, SchemaNotReady)
         try:
             report = self._record(outcomes, actor)
-        except (DatabaseUnavailable, TransientStoreError):
+        except waited_for:
             raise
-        except Exception as exc:
+        except attempts.UNSTORABLE_ERRORS as exc:
             if len(outcomes) == 1:
                 report = self._record_refused(outcomes[0], actor, exc)
             else:
@@ -473,9 +477,9 @@ class Tasker:
                 for outcome in outcomes:
                     try:
                         one = self._record([outcome], actor)
-                    except (DatabaseUnavailable, TransientStoreError):
+                    except waited_for:
                         raise
-                    except Exception as single_exc:
+                    except attempts.UNSTORABLE_ERRORS as single_exc:
                         one = self._record_refused(outcome, actor, single_exc)
                     report.merge(one)
         self._count(report)

@@ -23,6 +23,7 @@ import yaml
 
 from tasker import Settings, Tasker, TaskRequest
 from tasker.definitions import TemplateDefinition, TemplateRegistry, parse_template
+from tasker.engine import attempts
 from tasker.engine.attempts import Outcome
 from tasker.exceptions import ValidationError
 from tasker.runtime.worker import Worker, WorkerOptions
@@ -134,6 +135,34 @@ def test_a_batch_the_database_refuses_is_recorded_row_by_row(database: Database)
     assert steps["b"]["error"]["class"] == "UnstorableResult"
     assert steps["b"]["error"]["message"].startswith("result is not storable: ")
     assert tasker.get_task(task_id)["status"] == "error"
+
+
+def test_a_bug_while_recording_fails_no_step_and_propagates(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two claimed steps whose outcomes are fine
+    definition = template("bug", {"a": "ok", "b": "ok"})
+    tasker = tasker_for(database, definition)
+    task_id, _ = tasker.create_task(TaskRequest("bug"))
+    claimed = tasker.claim("w", 2, lease_seconds=30)
+    outcomes = [Outcome(s.step_id, s.task_id, s.claim_token, results={"v": 1}) for s in claimed]
+
+    # When recording them hits a bug in Tasker itself (not a row the database refuses)
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(attempts, "record_outcomes", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        tasker.record(outcomes, "w")
+
+    # Then no step was failed for it: both still run under their claims
+    steps = steps_of(tasker, task_id)
+    assert steps["a"]["status"] == steps["b"]["status"] == "in_progress"
+    assert steps["a"]["error"] is None and steps["b"]["error"] is None
+    # And once the bug is gone the same outcomes are stored
+    monkeypatch.undo()
+    tasker.record(outcomes, "w")
+    assert tasker.get_task(task_id)["status"] == "complete"
 
 
 RAISERS = {

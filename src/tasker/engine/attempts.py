@@ -18,6 +18,7 @@ from tasker.engine.history import Change, Event, HistoryWriter, step_event, task
 from tasker.engine.maps import settle_groups
 from tasker.engine.parents import finalize
 from tasker.engine.release import BRANCH_NOT_TAKEN, release_children, skip_steps
+from tasker.exceptions import StoreError, ValidationError
 from tasker.payloads import storable_text
 from tasker.retry import Backoff, next_retry_at, should_retry
 from tasker.serialization import iso
@@ -74,6 +75,20 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# What the database, its driver or the JSON encoder raises for a row it will not store
+# (a NUL in PostgreSQL text, nesting too deep to encode, a value out of range): the data's
+# fault, so the step fails saying why. Anything else is a bug in Tasker: it propagates and
+# the worker retries the batch, rather than failing users' steps for it. An unreachable
+# or busy database (DatabaseUnavailable, TransientStoreError) is waited for, never this.
+UNSTORABLE_ERRORS: tuple[type[Exception], ...] = (
+    StoreError,
+    ValidationError,
+    TypeError,
+    ValueError,
+    RecursionError,
+)
 
 
 def refused(outcome: Outcome, exc: Exception) -> Outcome:
