@@ -57,8 +57,9 @@ class WorkerOptions:
     burst: exit once no work is left that could ever run without outside action.
     lease_seconds: claim lifetime without a heartbeat (default: the settings', 30 s);
         heartbeats go out every third of it.
-    poll_interval_seconds: longest idle sleep between claim attempts (default: 1.0 s on
-        PostgreSQL, where NOTIFY wakes workers earlier; 0.1 s on SQLite, which has none).
+    poll_interval_seconds: longest idle sleep between claim attempts (default: 1.0 s when
+        the database wakes workers earlier: PostgreSQL's NOTIFY, SQLite's change listener;
+        0.1 s behind PgBouncer without a direct URL to listen on).
     grace_seconds: on stop, how long in-flight steps may finish before being released.
     batch_size: most steps claimed in one round trip (default: the concurrency, up to 100).
     metrics_port: serve Prometheus metrics on this port (default: off).
