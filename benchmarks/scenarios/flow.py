@@ -1,10 +1,11 @@
 """flow: what concurrency and rate limits cost the workers (issue 14).
 
-Two templates of one no-op step, the same but for flow control: ``flow_free`` has none,
-``flow_limited`` a per-step limit of 50 (``concurrency: {limit: 50}``) and a concurrency
-key on every task (``concurrency: {key: customer_id, limit: 1}``, one customer per task,
-so the key is checked and held on every claim but never makes a step wait). Every task
-has the context ``{"customer_id": i}``, so the two differ only in the limits. The cases
+Three templates of one no-op step, the same but for flow control: ``flow_free`` has none,
+``flow_keyed`` a concurrency key on every task (``concurrency: {key: customer_id, limit:
+1}``, one customer per task, so the key is checked and held on every claim but never
+makes a step wait), and ``flow_limited`` the key and a per-step limit of 50
+(``concurrency: {limit: 50}``), which binds: the workers have 400 slots. Every task has
+the context ``{"customer_id": i}``, so they differ only in the limits. The cases
 run interleaved on copies of one seed database per template, like ``throughput``:
 steps/s between the first step started and the last completed (database times), median
 of the repeats, and the limited figure as a ratio to the free one of the same run.
@@ -52,13 +53,17 @@ def run(run: Run) -> ScenarioResult:
         result.skipped = "no backend available"
         return result
     write_template(run, "flow_free", single())
+    # The key alone (it never makes a step wait here): what checking and holding it costs.
+    write_template(
+        run, "flow_keyed", single(), keys={"concurrency": {"key": "customer_id", "limit": 1}}
+    )
     write_template(
         run,
         "flow_limited",
         [step("only", concurrency={"limit": STEP_LIMIT})],
         keys={"concurrency": {"key": "customer_id", "limit": 1}},
     )
-    workloads = ("flow_free", "flow_limited")
+    workloads = ("flow_free", "flow_keyed", "flow_limited")
     samples: dict[str, list[dict[str, Any]]] = {f"{b}.{w}": [] for b in backends for w in workloads}
     with contextlib.ExitStack() as stack:
         seeds: dict[str, str] = {}
@@ -78,6 +83,7 @@ def run(run: Run) -> ScenarioResult:
         figures = {}
         for workload, label in (
             ("flow_free", "steps/s, no limits"),
+            ("flow_keyed", "steps/s, a key on every task (never full)"),
             ("flow_limited", f"steps/s, step limit {STEP_LIMIT} + a key on every task"),
         ):
             runs = samples[f"{backend}.{workload}"]
@@ -92,7 +98,14 @@ def run(run: Run) -> ScenarioResult:
                     key=f"{NAME}.{backend}.{workload.removeprefix('flow_')}",
                 )
             )
-        free, limited = figures["flow_free"], figures["flow_limited"]
-        if free.value and limited.value:
-            limited.ratio_to("x no limits", free.value)
+        free = figures["flow_free"]
+        free_commits = median([s["commits_per_step"] for s in samples[f"{backend}.flow_free"]])
+        for workload in ("flow_keyed", "flow_limited"):
+            figure = figures[workload]
+            if free.value and figure.value:
+                figure.ratio_to("x no limits", free.value)
+            runs = samples[f"{backend}.{workload}"]
+            if backend == "postgres":
+                commits = median([s["commits_per_step"] for s in runs])
+                figure.detail = f"{commits:.3f} commits/step (no limits: {free_commits:.3f})"
     return result
