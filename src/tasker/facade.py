@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,6 +26,7 @@ from tasker.definitions import (
 )
 from tasker.engine import (
     attempts,
+    batch,
     children,
     coverage,
     creation,
@@ -35,6 +36,7 @@ from tasker.engine import (
     signals,
 )
 from tasker.engine import schedules as scheduling
+from tasker.engine.batch import BatchItemResult
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import (
     DatabaseUnavailable,
@@ -255,6 +257,26 @@ class Tasker:
         if created:
             self.metrics.tasks_created.inc()
         return task_id, created
+
+    def create_tasks(
+        self, requests: Sequence[TaskRequest], *, actor: str | None = None
+    ) -> list[BatchItemResult]:
+        """Create many tasks, each item on its own (``engine/batch.py``): one result per
+        request, in order, with the task (``created`` False when its idempotency key had
+        made it already) or an error naming the item and the problem. A bad item stores
+        nothing and stops no other; the good ones are written in chunks of
+        ``batch.CHUNK_SIZE``, one transaction each."""
+        creator = batch.BatchCreation(
+            find_template=self.template,
+            child_template=self._child_template,
+            write=self.write,
+            now=self.now,
+            stored=self._stored_templates,
+            actor=actor,
+            max_steps=self.settings.max_task_steps,
+            chunk_size=batch.CHUNK_SIZE,
+        )
+        return creator.run(requests, on_created=self.metrics.tasks_created.inc)
 
     def _child_template(self, ref: ChildWorkflow) -> TemplateDefinition:
         return self.template(ref.name, ref.namespace, ref.version)
