@@ -63,6 +63,18 @@ class BatchItemResult:
     created: bool
     error: str | None = None
 
+    @property
+    def problem(self) -> str | None:
+        """The error without its ``item N:`` prefix."""
+        return None if self.error is None else self.error.partition(": ")[2]
+
+    def at(self, index: int) -> BatchItemResult:
+        """The same result for item ``index`` of a larger batch this one was part of."""
+        problem = self.problem
+        return replace(
+            self, index=index, error=None if problem is None else f"item {index}: {problem}"
+        )
+
 
 @dataclass(frozen=True)
 class _Planned:
@@ -161,7 +173,7 @@ class BatchCreation:
             if earlier.error is None:
                 results[index] = BatchItemResult(index, earlier.task_id, False)
             else:  # the same request meets the same problem
-                results[index] = _failed(index, earlier.error.partition(": ")[2])
+                results[index] = earlier.at(index)
         return [results[index] for index in range(len(requests))]
 
     # -- checking, before anything is written ------------------------------------------
