@@ -106,7 +106,7 @@ def test_idempotency_keys_within_and_across_batches(writer: httpx.Client) -> Non
     assert results[1]["created"] and results[2]["task_id"] == results[1]["task_id"]
     assert not results[2]["created"] and results[2]["error"] is None
     assert results[3]["created"]
-    assert "used by item 3 with a different request" in results[4]["error"]
+    assert "used by an earlier item of this batch with a different request" in results[4]["error"]
     assert results[5]["error"].startswith("item 5: ") and "'api-k1'" in results[5]["error"]
     assert (body["created"], body["existing"], body["failed"]) == (2, 2, 2)
 

@@ -160,7 +160,7 @@ def test_two_items_with_one_key_in_a_batch_are_one_task(tasker: Tasker) -> None:
     assert results[0].created and results[1].created
     assert results[2] == BatchItemResult(2, results[0].task_id, False, None)
     assert results[3].error is not None and results[3].error.startswith("item 3: ")
-    assert "used by item 1 with a different request" in results[3].error
+    assert "used by an earlier item of this batch with a different request" in results[3].error
     assert len(all_tasks(tasker)) == 2
 
 

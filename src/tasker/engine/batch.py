@@ -149,9 +149,11 @@ class BatchCreation:
                 if creation.request_hash(first.template, first.request.context) != (
                     creation.request_hash(outcome.template, request.context)
                 ):
+                    # No index named: callers may renumber items (the API and the CLI
+                    # pass on only those that parsed), and the key finds the other one.
                     results[index] = _failed(
                         index,
-                        f"idempotency key {key!r} is used by item {first.index} "
+                        f"idempotency key {key!r} is used by an earlier item of this batch "
                         "with a different request",
                     )
                 else:
