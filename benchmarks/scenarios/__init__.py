@@ -11,6 +11,7 @@ from types import ModuleType
 
 from benchmarks.scenarios import (
     baselines,
+    bulk_create,
     crash_recovery,
     dag,
     dashboard,
@@ -39,6 +40,7 @@ SCENARIOS: dict[str, ModuleType] = {
         sqlite_processes,
         dashboard,
         priority_claim,
+        bulk_create,
     )
 }
 
