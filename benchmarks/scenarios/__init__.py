@@ -11,6 +11,7 @@ from types import ModuleType
 
 from benchmarks.scenarios import (
     baselines,
+    bulk_create,
     crash_recovery,
     dag,
     dashboard,
@@ -41,6 +42,7 @@ SCENARIOS: dict[str, ModuleType] = {
         dashboard,
         priority_claim,
         flow,
+        bulk_create,
     )
 }
 

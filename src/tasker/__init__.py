@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from tasker.clock import Clock, FakeClock, SystemClock
     from tasker.config import Settings
     from tasker.definitions import Template, TemplateDefinition, TemplateRegistry
+    from tasker.engine.batch import BatchItemResult
     from tasker.engine.creation import TaskRequest
     from tasker.exceptions import PermanentError, RetryableError, TaskerError
     from tasker.facade import Tasker
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchItemResult",
     "Branch",
     "Clock",
     "FakeClock",
@@ -56,6 +58,7 @@ _HOMES = {
     "Template": "tasker.definitions",
     "TemplateDefinition": "tasker.definitions",
     "TemplateRegistry": "tasker.definitions",
+    "BatchItemResult": "tasker.engine.batch",
     "TaskRequest": "tasker.engine.creation",
     "PermanentError": "tasker.exceptions",
     "RetryableError": "tasker.exceptions",

@@ -24,6 +24,7 @@ from api_support import (
 
 from tasker.client import (
     AsyncClient,
+    BatchItem,
     Client,
     Forbidden,
     ServerUnavailable,
@@ -218,6 +219,33 @@ def test_readiness_context_dag_events_and_health(api: ApiServer, client: Client)
     assert client.ready()["status"] == "ready"
 
 
+def test_create_tasks_sends_one_batch_and_returns_each_items_result(client: Client) -> None:
+    # Given a keyed task already made, and a batch repeating its key beside new items
+    key = unique("batch")
+    first = order(client, 40, idempotency_key=key)
+    items = [
+        {
+            "namespace": "apitest",
+            "name": "order",
+            "context": {"order_id": 40},
+            "idempotency_key": key,
+        },
+        {"namespace": "apitest", "name": "order", "context": {"order_id": 41}},
+        {"namespace": "apitest", "name": "order", "context": {"order_id": "x"}},
+    ]
+
+    # When the client creates them
+    batch = client.create_tasks(items)
+
+    # Then each item's result comes back typed, with the counts
+    assert (batch.created, batch.existing, batch.failed) == (1, 1, 1)
+    assert batch.results[0] == BatchItem(0, first.id, False, None)
+    made = batch.results[1].task_id
+    assert made is not None and client.get_task(made).context == {"order_id": 41}
+    assert batch.results[2].task_id is None
+    assert (batch.results[2].error or "").startswith("item 2: ")
+
+
 def test_the_async_client_does_the_same(api: ApiServer) -> None:
     async def scenario() -> None:
         async with AsyncClient(api.base_url) as client:
@@ -260,6 +288,10 @@ def test_the_async_client_does_the_same(api: ApiServer) -> None:
             )
             assert (await client.send_signal(signalled.id, "approval", True)).created
             assert (await client.ready())["status"] == "ready"
+            batch = await client.create_tasks(
+                [{"namespace": "apitest", "name": "order", "context": {"order_id": 6}}]
+            )
+            assert batch.created == 1 and batch.results[0].task_id is not None
 
     asyncio.run(scenario())
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Path, Query, Response
+from pydantic import ValidationError as BodyError
 
 from tasker.api.deps import (
     COMMON_ERRORS,
@@ -33,6 +34,8 @@ from tasker.api.schemas import (
     ResolveRequest,
     SignalOut,
     Status,
+    TaskBatchCreate,
+    TaskBatchOut,
     TaskCreate,
     TaskDag,
     TaskOut,
@@ -40,6 +43,7 @@ from tasker.api.schemas import (
     TransitionOut,
 )
 from tasker.api.security import Reader, Writer
+from tasker.engine.batch import BatchItemResult
 from tasker.engine.creation import TaskRequest
 
 MAX_ID = 2**63 - 1  # ids are bigint; a larger one is a 422, never a database error
@@ -90,7 +94,51 @@ def decode_cursor(cursor: str) -> int:
     operation_id="createTask",
 )
 def create_task(body: TaskCreate, response: Response, tasker: TaskerDep, who: Writer) -> Any:
-    request = TaskRequest(
+    task_id, created = tasker.create_task(task_request(body), actor=who.actor)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/tasks/{task_id}"
+    return tasker.get_task(task_id)
+
+
+# Declared before /{task_id} routes for readability only: ":batch" cannot match them (no "/").
+@router.post(
+    ":batch",
+    response_model=TaskBatchOut,
+    summary="Create many tasks, each item on its own",
+    description="Each item is the body of `POST /v1/tasks`. An invalid item (unknown "
+    "template, context failing the schema, idempotency conflict...) gets its own `error` "
+    "and stores nothing; the others are created. 422 only when the body itself is wrong "
+    "(`tasks` not a list, more than 10,000 items).",
+    operation_id="createTasks",
+)
+def create_tasks(body: TaskBatchCreate, tasker: TaskerDep, who: Writer) -> Any:
+    results: dict[int, BatchItemResult] = {}
+    requests: list[TaskRequest] = []
+    positions: list[int] = []  # index in body.tasks of each request
+    for index, item in enumerate(body.tasks):
+        try:
+            requests.append(task_request(TaskCreate.model_validate(item)))
+        except BodyError as exc:
+            problem = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'the item'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            results[index] = BatchItemResult(index, None, False, f"item {index}: {problem}")
+        else:
+            positions.append(index)
+    for result in tasker.create_tasks(requests, actor=who.actor):
+        results[positions[result.index]] = result.at(positions[result.index])
+    ordered = [results[index] for index in range(len(body.tasks))]
+    return {
+        "results": [asdict(r) for r in ordered],
+        "created": sum(r.created for r in ordered),
+        "existing": sum(r.error is None and not r.created for r in ordered),
+        "failed": sum(r.error is not None for r in ordered),
+    }
+
+
+def task_request(body: TaskCreate) -> TaskRequest:
+    return TaskRequest(
         name=body.name,
         context=body.context,
         namespace=body.namespace,
@@ -104,10 +152,6 @@ def create_task(body: TaskCreate, response: Response, tasker: TaskerDep, who: Wr
         delay_seconds=body.delay_seconds,
         priority=body.priority,
     )
-    task_id, created = tasker.create_task(request, actor=who.actor)
-    response.status_code = 201 if created else 200
-    response.headers["Location"] = f"/v1/tasks/{task_id}"
-    return tasker.get_task(task_id)
 
 
 @router.get(

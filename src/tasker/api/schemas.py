@@ -136,6 +136,23 @@ class TaskCreate(BaseModel):
     )
 
 
+MAX_BATCH_TASKS = 10_000  # items per POST /v1/tasks:batch; a larger file goes in several
+
+
+class TaskBatchCreate(BaseModel):
+    """Create many tasks, each item on its own (a bad item does not stop the others)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Items are checked one by one in the route: an invalid one is that item's error, not a
+    # 422 of the whole batch, so the document accepts any item (it would lie otherwise).
+    tasks: list[Any] = Field(
+        max_length=MAX_BATCH_TASKS,
+        description=f"Up to {MAX_BATCH_TASKS:,} items, each a body of POST /v1/tasks "
+        "(TaskCreate); an item that is not one gets its own error in the results.",
+    )
+
+
 class ActionRequest(BaseModel):
     """Optional body of cancel and retry: why (recorded in the transition history)."""
 
@@ -228,6 +245,20 @@ class TaskPage(BaseModel):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next (older) page; null on the last page."
     )
+
+
+class BatchItemOut(BaseModel):
+    index: int = Field(description="The item's position in `tasks`, from 0.")
+    task_id: int | None = Field(description="The task made (or found by its key); null on error.")
+    created: bool = Field(description="False when the idempotency key had made it already.")
+    error: str | None = Field(description="What was wrong with the item, naming it.")
+
+
+class TaskBatchOut(BaseModel):
+    results: list[BatchItemOut]
+    created: int = Field(description="Items that made a new task.")
+    existing: int = Field(description="Items whose idempotency key had made their task already.")
+    failed: int = Field(description="Items with an error (nothing was stored for them).")
 
 
 class TransitionOut(BaseModel):

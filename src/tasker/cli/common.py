@@ -167,13 +167,13 @@ def read_context(context: str | None, context_file: Path | None) -> dict[str, An
         raise ValidationError("give --context or --context-file, not both")
     if context_file is not None:
         option = f"--context-file {context_file}"
-        return parse_context(_read_text(context_file, option), option)
+        return parse_context(read_text(context_file, option), option)
     if context == "-":
-        return parse_context(_read_text(Path("-"), "--context -"), "--context - (stdin)")
+        return parse_context(read_text(Path("-"), "--context -"), "--context - (stdin)")
     return parse_context(context if context is not None else "{}")
 
 
-def _read_text(path: Path, option: str) -> str:
+def read_text(path: Path, option: str) -> str:
     try:
         if str(path) == "-":
             return sys.stdin.read()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -40,7 +41,18 @@ ReasonOption = Annotated[str | None, typer.Option(help="Why; stored in the trans
 @app.command("create")
 def create_command(
     ctx: typer.Context,
-    name: common.TemplateNameArgument,
+    name: Annotated[
+        str | None, typer.Argument(help="Template name (not with --from-file).", show_default=False)
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            help="Create one task per line of this JSON lines file (- for stdin); each line "
+            "an object like the body of POST /v1/tasks.",
+            show_default=False,
+        ),
+    ] = None,
     context: common.ContextOption = None,
     context_file: common.ContextFileOption = None,
     namespace: common.NamespaceOption = "default",
@@ -97,7 +109,45 @@ def create_command(
 ) -> None:
     """Create a task and print its id. Exit 2 on an invalid context or an idempotency
     conflict; with --wait, exit 0 when the task completes, 1 when it fails, and 4 when
-    --timeout SECONDS pass first (the task goes on)."""
+    --timeout SECONDS pass first (the task goes on).
+
+    With --from-file, create a task per line and print the counts (created, existing,
+    failed) and each failed line: exit 0 when every line made or found its task, 1 when
+    some failed (the others are created), 2 when the file is not JSON lines (nothing is
+    created)."""
+    if from_file is not None:
+        given = [
+            option
+            for option, value in (
+                ("NAME", name),
+                ("--context", context),
+                ("--context-file", context_file),
+                ("--version", version),
+                ("--idempotency-key", idempotency_key),
+                ("--initiator", initiator),
+                ("--source-system", source_system),
+                ("--reason", reason),
+                ("--tag", tag),
+                ("--run-at", run_at),
+                ("--delay", delay),
+                ("--priority", priority),
+                ("--wait", wait or None),
+                ("--timeout", timeout),
+                ("--namespace", None if namespace == "default" else namespace),
+            )
+            if value is not None
+        ]
+        if given:
+            raise ValidationError(
+                f"--from-file takes every field from the file; not with {', '.join(given)}"
+            )
+        from tasker.cli.task_file import create_from_file
+
+        with common.open_tasker(ctx, with_templates=True) as tasker:
+            code = create_from_file(tasker, from_file, as_json=as_json)
+        raise typer.Exit(code)
+    if name is None:
+        raise ValidationError("give a template NAME, or --from-file PATH")
     if timeout is not None and not wait:
         raise ValidationError("--timeout needs --wait")
     if run_at is not None and delay is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from tasker.client._async import AsyncClient
 from tasker.client._errors import ApiError, Forbidden, ServerUnavailable, Unauthorized, WaitTimeout
 from tasker.client._models import (
+    BatchItem,
     DagStep,
     Event,
     EventPage,
@@ -27,6 +28,7 @@ from tasker.client._models import (
     SignalReceipt,
     Step,
     Task,
+    TaskBatch,
     TaskDag,
     TaskPage,
     Transition,
@@ -38,6 +40,7 @@ from tasker.store.readiness import StepReadiness, TaskExecutionContext
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "BatchItem",
     "Client",
     "DagStep",
     "Event",
@@ -49,6 +52,7 @@ __all__ = [
     "Step",
     "StepReadiness",
     "Task",
+    "TaskBatch",
     "TaskDag",
     "TaskExecutionContext",
     "TaskPage",

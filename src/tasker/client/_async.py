@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from tasker.client._models import (
     Health,
     SignalReceipt,
     Task,
+    TaskBatch,
     TaskDag,
     TaskPage,
     Transition,
@@ -107,6 +108,13 @@ class AsyncClient:
                 tags=tags,
             )
         )
+
+    async def create_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> TaskBatch:
+        """Create many tasks in one request (``POST /v1/tasks:batch``, at most 10,000):
+        each item is a body of ``POST /v1/tasks`` (``{"name": ..., "context": ...,
+        "idempotency_key": ...}``) and is created or fails on its own; a bad item's
+        ``error`` names it and the problem, and stores nothing."""
+        return await self._run(calls.create_tasks(tasks))
 
     async def get_task(self, task_id: int) -> Task:
         return await self._run(calls.get_task(task_id))

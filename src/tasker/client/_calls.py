@@ -7,7 +7,7 @@ in one place, the I/O in the backends) and a test checks they offer the same met
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -21,6 +21,7 @@ from tasker.client._models import (
     Health,
     SignalReceipt,
     Task,
+    TaskBatch,
     TaskDag,
     TaskPage,
     Transition,
@@ -106,6 +107,13 @@ def create_task(
     if tags:
         body["tags"] = list(tags)
     return Call("POST", "/v1/tasks", _task, body=_json(body))
+
+
+def create_tasks(tasks: Sequence[Mapping[str, Any]]) -> Call[TaskBatch]:
+    body = {"tasks": [dict(task) for task in tasks]}
+    return Call(
+        "POST", "/v1/tasks:batch", lambda r: TaskBatch.from_json(r.json()), body=_json(body)
+    )
 
 
 def get_task(task_id: int) -> Call[Task]:

@@ -163,6 +163,36 @@ class TaskPage:
 
 
 @dataclass(frozen=True)
+class BatchItem:
+    """One item of ``POST /v1/tasks:batch``: its task (``created`` False when its
+    idempotency key had made it already), or ``error`` naming the item and the problem."""
+
+    index: int
+    task_id: int | None
+    created: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class TaskBatch:
+    """What ``create_tasks`` did: one result per item, in order, and the counts."""
+
+    results: tuple[BatchItem, ...]
+    created: int
+    existing: int
+    failed: int
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskBatch:
+        return cls(
+            results=tuple(_known(BatchItem, item) for item in data["results"]),
+            created=data["created"],
+            existing=data["existing"],
+            failed=data["failed"],
+        )
+
+
+@dataclass(frozen=True)
 class Transition:
     """One row of a task's history: the task's own (``entity`` ``task``) or a step's."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from tasker.client._models import (
     Health,
     SignalReceipt,
     Task,
+    TaskBatch,
     TaskDag,
     TaskPage,
     Transition,
@@ -116,6 +117,13 @@ class Client:
                 tags=tags,
             )
         )
+
+    def create_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> TaskBatch:
+        """Create many tasks in one request (``POST /v1/tasks:batch``, at most 10,000):
+        each item is a body of ``POST /v1/tasks`` (``{"name": ..., "context": ...,
+        "idempotency_key": ...}``) and is created or fails on its own; a bad item's
+        ``error`` names it and the problem, and stores nothing."""
+        return self._run(calls.create_tasks(tasks))
 
     def get_task(self, task_id: int) -> Task:
         return self._run(calls.get_task(task_id))

@@ -3,11 +3,13 @@ resolve, signal)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from tasker.definitions import TemplateDefinition, child_templates
-from tasker.engine import children, creation, recovery, signals
+from tasker.engine import batch, children, creation, recovery, signals
+from tasker.engine.batch import BatchItemResult
 from tasker.engine.creation import TaskRequest
 from tasker.exceptions import DuplicateKey, NotFound, TemplateError, ValidationError
 from tasker.facade.core import Core
@@ -77,6 +79,26 @@ class Tasks(Core):
         if created:
             self.metrics.tasks_created.inc()
         return task_id, created
+
+    def create_tasks(
+        self, requests: Sequence[TaskRequest], *, actor: str | None = None
+    ) -> list[BatchItemResult]:
+        """Create many tasks, each item on its own (``engine/batch.py``): one result per
+        request, in order, with the task (``created`` False when its idempotency key had
+        made it already) or an error naming the item and the problem. A bad item stores
+        nothing and stops no other; the good ones are written in chunks of
+        ``batch.CHUNK_SIZE``, one transaction each."""
+        creator = batch.BatchCreation(
+            find_template=self.template,
+            child_template=self._child_template,
+            write=self.write,
+            now=self.now,
+            stored=self._stored_templates,
+            actor=actor,
+            max_steps=self.settings.max_task_steps,
+            chunk_size=batch.CHUNK_SIZE,
+        )
+        return creator.run(requests, on_created=self.metrics.tasks_created.inc)
 
     def open_descendants(self, task_id: int) -> list[int]:
         """The ids of the tasks below ``task_id`` (its child tasks, theirs...) that are

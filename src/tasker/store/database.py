@@ -77,6 +77,11 @@ class Connection(Protocol):
         """Run raw SQL of several statements (migrations only)."""
         ...
 
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A savepoint inside this transaction: an exception leaving the block undoes what
+        the block wrote (and propagates); the transaction itself goes on."""
+        ...
+
 
 class Database(Protocol):
     dialect: str

@@ -106,6 +106,12 @@ class PostgresConnection:
         with translate_errors("migration"):
             self._raw.execute(sql)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        # A nested psycopg transaction is a SAVEPOINT, rolled back to on any exception.
+        with translate_errors("savepoint"), self._raw.transaction():
+            yield
+
 
 class PostgresDatabase:
     """A pool of connections to ``url``.

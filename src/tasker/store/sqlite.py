@@ -143,6 +143,17 @@ class SQLiteConnection:
             return 0
         return self._run(query, params).rowcount
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self._raw.execute("SAVEPOINT tasker_item")
+        try:
+            yield
+        except BaseException:
+            self._raw.execute("ROLLBACK TO tasker_item")
+            self._raw.execute("RELEASE tasker_item")
+            raise
+        self._raw.execute("RELEASE tasker_item")
+
     def execute_script(self, sql: str) -> None:
         # executescript would COMMIT the surrounding transaction; run statement by statement.
         for statement in _split_statements(sql):

@@ -1,10 +1,9 @@
 -- upsert_namespace --
--- Register a namespace (idempotent) and return its id.
-WITH ins AS (
-    INSERT INTO tasker.namespaces (name, created_at) VALUES (%(name)s, %(now)s)
-    ON CONFLICT (name) DO NOTHING RETURNING id
-)
-SELECT id FROM ins UNION ALL SELECT id FROM tasker.namespaces WHERE name = %(name)s;
+-- Register a namespace (idempotent) and return its id. DO UPDATE, not DO NOTHING plus a
+-- SELECT: the statement's snapshot misses a row a concurrent creator just committed.
+INSERT INTO tasker.namespaces (name, created_at) VALUES (%(name)s, %(now)s)
+ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+RETURNING id;
 
 -- upsert_template --
 -- Register a template version; the code's current definition replaces a stored one.
