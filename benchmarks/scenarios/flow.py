@@ -99,13 +99,13 @@ def run(run: Run) -> ScenarioResult:
                 )
             )
         free = figures["flow_free"]
-        free_commits = median([s["commits_per_step"] for s in samples[f"{backend}.flow_free"]])
+        free_commits = median([s.get("commits_per_step") for s in samples[f"{backend}.flow_free"]])
         for workload in ("flow_keyed", "flow_limited"):
             figure = figures[workload]
             if free.value and figure.value:
                 figure.ratio_to("x no limits", free.value)
             runs = samples[f"{backend}.{workload}"]
             if backend == "postgres":
-                commits = median([s["commits_per_step"] for s in runs])
+                commits = median([s.get("commits_per_step") for s in runs])
                 figure.detail = f"{commits:.3f} commits/step (no limits: {free_commits:.3f})"
     return result
