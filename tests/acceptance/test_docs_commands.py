@@ -38,6 +38,7 @@ FILE_INTRO = re.compile(r"`([\w./-]+\.(?:py|yaml|yml|json))`(?: \([^)]*\))?:\s*$
 NOT_RUN = {
     "docs/observability.md": "every block starts a long-running worker or follows events",
     "docs/reliability.md": "its blocks are the soak suite itself (make soak-smoke runs in CI)",
+    "docs/scaling.md": "its blocks need other servers or run a test (which the suite runs anyway)",
 }
 
 
