@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +275,15 @@ class ApiServer:
         )
         assert "Traceback" not in result.stderr, result.stderr
         return result
+
+    def create_tokens(self, scopes: Mapping[str, Sequence[str]]) -> dict[str, str]:
+        """An API token per name with its scopes (``tasker auth token create``)."""
+        tokens = {}
+        for name, granted in scopes.items():
+            made = self.cli("auth", "token", "create", "--name", name, "--scopes", *granted)
+            assert made.returncode == 0, made.stderr
+            tokens[name] = made.stdout.strip()
+        return tokens
 
 
 def server_env(db_url: str, templates: Path, extra: Mapping[str, str]) -> dict[str, str]:

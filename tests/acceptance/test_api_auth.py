@@ -42,16 +42,14 @@ def api(
     with module_database(request, request.param, root) as url, running_server(
         url, root, env
     ) as server:  # fmt: skip
-        tokens = {}
-        for name, scopes in (
-            ("reader", ["tasks:read"]),
-            ("writer", ["tasks:write"]),
-            ("root", ["admin"]),
-            ("ci-bot", ["tasks:read", "tasks:write"]),  # --scopes a b
-        ):
-            made = server.cli("auth", "token", "create", "--name", name, "--scopes", *scopes)
-            assert made.returncode == 0, made.stderr
-            tokens[name] = made.stdout.strip()
+        tokens = server.create_tokens(
+            {
+                "reader": ["tasks:read"],
+                "writer": ["tasks:write"],
+                "root": ["admin"],
+                "ci-bot": ["tasks:read", "tasks:write"],  # --scopes a b
+            }
+        )
         yield AuthApi(server, tokens)
 
 

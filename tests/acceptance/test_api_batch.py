@@ -23,12 +23,7 @@ def api(
     with module_database(request, request.param, root) as url, running_server(
         url, root, {"TASKER_AUTH": "on"}
     ) as server:  # fmt: skip
-        tokens = {}
-        for name, scope in (("reader", "tasks:read"), ("writer", "tasks:write")):
-            made = server.cli("auth", "token", "create", "--name", name, "--scopes", scope)
-            assert made.returncode == 0, made.stderr
-            tokens[name] = made.stdout.strip()
-        yield server, tokens
+        yield server, server.create_tokens({"reader": ["tasks:read"], "writer": ["tasks:write"]})
 
 
 @pytest.fixture

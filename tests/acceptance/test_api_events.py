@@ -199,9 +199,7 @@ def auth_api(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     with module_database(request, "sqlite", root) as url, running_server(
         url, root, {"TASKER_AUTH": "on"}
     ) as server:  # fmt: skip
-        made = server.cli("auth", "token", "create", "--name", "r", "--scopes", "tasks:read")
-        assert made.returncode == 0, made.stderr
-        yield server, made.stdout.strip()
+        yield server, server.create_tokens({"r": ["tasks:read"]})["r"]
 
 
 @pytest.mark.parametrize("path", ["/v1/events", "/v1/events/stream?after=0", "/v1/workers"])

@@ -320,11 +320,7 @@ def test_tokens_and_scopes_over_the_client(
     with module_database(request, backend, root) as url, running_server(
         url, root, {"TASKER_AUTH": "on"}
     ) as server:  # fmt: skip
-        tokens = {}
-        for name, scope in (("reader", "tasks:read"), ("writer", "tasks:write")):
-            made = server.cli("auth", "token", "create", "--name", name, "--scopes", scope)
-            assert made.returncode == 0, made.stderr
-            tokens[name] = made.stdout.strip()
+        tokens = server.create_tokens({"reader": ["tasks:read"], "writer": ["tasks:write"]})
         with Client(server.base_url) as anonymous, pytest.raises(Unauthorized) as missing:
             anonymous.list_tasks()
         assert missing.value.status == 401 and missing.value.code == "unauthorized"
