@@ -10,6 +10,7 @@ of load from elsewhere on the machine does not land on one case only.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -90,8 +91,11 @@ def cases(run: Run) -> list[Case]:
         found += [
             Case("postgres", "independent", 1),
             Case("postgres", "independent", 2),
+            # Diamonds with 1, 2 and 4 processes (issue 16: adding a worker must add
+            # throughput); on 2 cores, 4 processes share them with PostgreSQL.
             Case("postgres", "diamond", 1),
             Case("postgres", "diamond", 2),
+            Case("postgres", "diamond", 4),
             # The configuration sweep: beside the suggested 200/100, a middle one, the old
             # fixed defaults, no flags at all (the worker sizes itself: issue 16 wants it
             # within 0.8x of 200/100), and 200/100 with an async no-op (no thread-pool hop).
@@ -112,7 +116,7 @@ def cases(run: Run) -> list[Case]:
 def run(run: Run) -> ScenarioResult:
     result = ScenarioResult(NAME)
     tasks = run.pick(2000, 40)
-    diamonds = run.pick(100, 10)
+    diamonds = run.pick(1000, 10)
     repeats = run.pick(3, 1)
     result.sizes = {
         "independent_tasks": tasks,
@@ -224,8 +228,25 @@ def run(run: Run) -> ScenarioResult:
     children = result.figure("throughput.postgres.independent.2p.c8b8.process")
     if threads and children and threads.value and children.value:
         children.ratio_to("x threads", threads.value)
+    one = result.figure("throughput.postgres.diamond.1p")
+    for processes in (2, 4):
+        more = result.figure(f"throughput.postgres.diamond.{processes}p")
+        if one and more and one.value and more.value:
+            more.ratio_to("x 1 proc", one.value)
+    for case in todo:
+        add_cpu_ceiling_ratio(result.figure(case.key), samples[case.key])
     one = result.figure("throughput.sqlite.independent.1p")
     two = result.figure("throughput.sqlite.independent.2p")
     if one and two and one.value and two.value:
         two.ratio_to("x 1 proc", one.value)
     return result
+
+
+def add_cpu_ceiling_ratio(figure: Figure | None, runs: list[dict[str, Any]]) -> None:
+    """The figure as a fraction of what the machine's cores allow at the CPU the same runs
+    spent per step (workers plus PostgreSQL): near 1, more processes cannot add more."""
+    worker = median([s.get("worker_cpu_ms_per_step") for s in runs])
+    backend = median([s.get("postgres_cpu_ms_per_step") for s in runs])
+    if figure is None or not figure.value or not worker or not backend:
+        return
+    figure.ratio_to("x CPU ceiling", (os.cpu_count() or 1) * 1000 / (worker + backend))
