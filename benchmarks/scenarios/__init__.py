@@ -16,6 +16,7 @@ from benchmarks.scenarios import (
     dag,
     dashboard,
     flow,
+    history_scale,
     latency,
     maps,
     memory,
@@ -43,6 +44,7 @@ SCENARIOS: dict[str, ModuleType] = {
         priority_claim,
         flow,
         bulk_create,
+        history_scale,
     )
 }
 

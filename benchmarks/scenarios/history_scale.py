@@ -1,0 +1,332 @@
+"""history_scale: the hot path with millions of finished steps in the database (issue 16).
+
+The same measurements twice on one PostgreSQL database: first with only the live work in
+it, then after adding finished history (tasks of 10 chained steps, complete, with their
+edges, state transitions and events), VACUUM ANALYZE after each. The history is copies of
+one task run to completion through the facade, written by one ``INSERT ... SELECT`` per
+table (ids offset per copy, column lists read from the catalogue): creating and running
+a million tasks through the engine would take hours on this machine.
+
+Measured (median of ``REPEATS`` after a warm-up):
+
+- ``claim``: ``Tasker.claim`` of 50 ready steps and ``Tasker.record`` of their 50
+  outcomes, as a worker makes them (history rows, events, finalization included);
+- ``readiness``: ``Tasker.readiness`` of a live 10-step task;
+- ``GET /v1/tasks`` (first page) and ``GET /v1/tasks?status=pending``, in-process;
+- ``events tail``: ``Tasker.event_page`` of the newest 100 events, and of one task's;
+- ``prune``: ``Tasker.prune_tasks`` of finished tasks with 1,000,000 rows in all (tasks,
+  steps, edges, transitions, events), timed, while another thread runs claim and record
+  cycles: their latency during the prune against before it.
+
+PostgreSQL only (SQLite is the embedded single-machine default; its history grows with
+what one machine runs). Smoke: 2,000 finished steps, a prune of what there is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from benchmarks.harness import (
+    NAMESPACE,
+    Figure,
+    Run,
+    ScenarioResult,
+    chain,
+    create_tasks,
+    median,
+    open_tasker,
+    percentile,
+    tasker_database,
+    write_template,
+)
+
+NAME = "history_scale"
+SUMMARY = "history_scale: claim, readiness, task list, events tail with 10M finished steps"
+
+CHAIN = 10  # steps per finished task
+REPEATS = 21
+BATCH = 50
+FLAT = 1.2  # issue 16: within 20 % of the empty database
+PRUNE_ROWS = 1_000_000
+CYCLES_DURING_PRUNE = 300  # ready work for the cycles beside the prune (20 before it)
+
+
+def run(run: Run) -> ScenarioResult:
+    result = ScenarioResult(NAME)
+    finished_steps = run.pick(10_000_000, 2_000)
+    repeats = run.pick(REPEATS, 3)
+    copies = finished_steps // CHAIN
+    result.sizes = {
+        "finished_steps": copies * CHAIN,
+        "finished_tasks": copies,
+        "steps_per_task": CHAIN,
+        "repeats": repeats,
+        "claim_batch": BATCH,
+        "prune_rows": run.pick(PRUNE_ROWS, None),
+    }
+    if "postgres" not in run.scenario_backends(("postgres",)):
+        result.skipped = "PostgreSQL not available"
+        return result
+    single = write_template(run, "history_single", chain(1))
+    live = write_template(run, "history_chain", chain(CHAIN))
+    with tasker_database(run, "postgres", NAME) as url:
+        tasker = open_tasker(run, url)
+        try:
+            (finished,), _ = create_tasks(run, url, live, 1)
+            from tasker.runtime.runner import run_until_final
+
+            assert run_until_final(tasker, finished) == "complete"
+            (active,), _ = create_tasks(run, url, live, 1)
+            vacuum(url)
+            empty = measure(tasker, single, active, repeats)
+            seeded = time.perf_counter()
+            rows = copy_history(url, finished, copies - 1)
+            result.notes.append(
+                f"{copies * CHAIN:,} finished steps ({sum(rows.values()):,} rows: "
+                + ", ".join(f"{t} {n:,}" for t, n in rows.items())
+                + f") seeded in {time.perf_counter() - seeded:.0f} s"
+            )
+            vacuum(url)
+            full = measure(tasker, single, active, repeats)
+            prune = measure_prune(tasker, url, single, rows, copies, run.smoke)
+        finally:
+            tasker.close()
+    label = f"{copies * CHAIN:,} finished steps"
+    for key, what in {
+        "claim": f"claim {BATCH} steps (+ history, events)",
+        "record": f"record {BATCH} outcomes (+ history, events, finalization)",
+        "readiness": f"readiness of a live {CHAIN}-step task",
+        "list_first": "GET /v1/tasks, first page",
+        "list_status": "GET /v1/tasks?status=pending",
+        "events_tail": "events tail, newest 100",
+        "events_task": "events of one task",
+    }.items():
+        without, with_history = median(empty[key]), median(full[key])
+        figure = result.add(
+            Figure(NAME, "postgres", f"{what}, with {label}", with_history, "ms",
+                   better="lower", key=f"{NAME}.postgres.{key}")
+        )  # fmt: skip
+        figure.ratio_to("x empty database", without)
+        figure.detail = f"empty database {without:.2f} ms"
+        figure.target = f"<= {FLAT:.1f} x empty"
+        ratio = figure.ratios.get("x empty database")
+        figure.met = None if run.smoke or ratio is None else ratio <= FLAT
+        result.samples[f"empty.{key}"] = empty[key]
+        result.samples[f"history.{key}"] = full[key]
+    result.samples["prune"] = prune
+    during, before = prune["cycle_ms_during"], prune["cycle_ms_before"]
+    figure = result.add(
+        Figure(NAME, "postgres", f"prune {prune['rows']:,} rows of finished tasks",
+               prune["seconds"], "s", better="lower", key=f"{NAME}.postgres.prune")
+    )  # fmt: skip
+    figure.detail = (
+        f"{prune['rows'] / prune['seconds']:,.0f} rows/s; claim+record cycle during it "
+        f"p50 {percentile(during, 50):.1f} / p99 {percentile(during, 99):.1f} / max "
+        f"{max(during):.1f} ms over {len(during)} cycles, before it p50 "
+        f"{percentile(before, 50):.1f} / p99 {percentile(before, 99):.1f} ms"
+    )
+    stall = result.add(
+        Figure(NAME, "postgres", "claim+record cycle p99 during a prune", percentile(during, 99),
+               "ms", better="lower", key=f"{NAME}.postgres.prune_cycle_p99")
+    )  # fmt: skip
+    stall.ratio_to("x before the prune", percentile(before, 99))
+    return result
+
+
+def measure(tasker: Any, single: str, active: int, repeats: int) -> dict[str, list[float]]:
+    from fastapi.testclient import TestClient
+
+    from tasker.api.app import create_app
+
+    ready(tasker, single, (repeats + 1) * BATCH)
+    timings: dict[str, list[float]] = {"claim": [], "record": []}
+    for i in range(repeats + 1):
+        claim_ms, record_ms = cycle(tasker)
+        if i:  # the first is the warm-up
+            timings["claim"].append(claim_ms)
+            timings["record"].append(record_ms)
+    timings["readiness"] = timed(repeats, lambda: tasker.readiness(active))
+    last = tasker.last_event_id()
+    timings["events_tail"] = timed(repeats, lambda: tasker.event_page(last - 100, limit=100))
+    timings["events_task"] = timed(repeats, lambda: tasker.event_page(0, task_id=active))
+    with TestClient(create_app(tasker, auth=False)) as client:
+        for key, path in (("list_first", "/v1/tasks"), ("list_status", "/v1/tasks?status=pending")):
+
+            def get(path: str = path) -> None:
+                response = client.get(path)
+                assert response.status_code == 200, (path, response.text[:200])
+
+            timings[key] = timed(repeats, get)
+    return timings
+
+
+def ready(tasker: Any, template: str, count: int) -> None:
+    """``count`` ready one-step tasks, created in one call."""
+    from tasker import TaskRequest
+
+    results = tasker.create_tasks([TaskRequest(template, namespace=NAMESPACE)] * count)
+    assert all(r.error is None for r in results), [r.error for r in results if r.error][:3]
+
+
+def cycle(tasker: Any) -> tuple[float, float]:
+    """One claim of ``BATCH`` steps and the record of their outcomes: ms each."""
+    from tasker.engine.attempts import Outcome
+
+    started = time.perf_counter()
+    claimed = tasker.claim("history-bench", BATCH, lease_seconds=3600)
+    claimed_at = time.perf_counter()
+    if len(claimed) < BATCH:
+        raise OutOfWork(f"claimed {len(claimed)} of {BATCH}")
+    report = tasker.record(
+        [Outcome(c.step_id, c.task_id, c.claim_token, results={"ok": True}) for c in claimed]
+    )
+    assert len(report.recorded) == BATCH
+    return (claimed_at - started) * 1000, (time.perf_counter() - claimed_at) * 1000
+
+
+class OutOfWork(Exception):
+    """Fewer ready steps were left than a cycle claims."""
+
+
+def timed(repeats: int, action: Any) -> list[float]:
+    action()  # warm-up
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def measure_prune(
+    tasker: Any, url: str, single: str, rows: dict[str, int], copies: int, smoke: bool
+) -> dict[str, Any]:
+    """Prune the oldest finished copies holding about PRUNE_ROWS rows while another thread
+    runs claim and record cycles; their latency before and during the prune."""
+    per_task = sum(rows.values()) / max(1, copies - 1)
+    victims = copies - 1 if smoke else min(copies - 1, int(PRUNE_ROWS / per_task))
+    cutoff = mark_oldest_finished(url, victims)
+    ready(tasker, single, CYCLES_DURING_PRUNE * BATCH)
+    before = [sum(cycle(tasker)) for _ in range(20)]
+    during: list[float] = []
+    done = threading.Event()
+
+    def cycles() -> None:
+        while not done.is_set():
+            try:
+                during.append(sum(cycle(tasker)))
+            except OutOfWork:
+                return  # the prune outlasted the work made for it: `during` says how long
+            time.sleep(0.01)
+
+    cycler = threading.Thread(target=cycles, name="cycles")
+    cycler.start()
+    started = time.perf_counter()
+    try:
+        pruned = tasker.prune_tasks(cutoff)
+    finally:
+        seconds = time.perf_counter() - started
+        done.set()
+        cycler.join()
+    assert pruned == victims, (pruned, victims)
+    return {
+        "tasks": pruned,
+        "rows": round(pruned * per_task),
+        "seconds": seconds,
+        "cycle_ms_before": before,
+        "cycle_ms_during": during,
+    }
+
+
+# -- seeding ---------------------------------------------------------------------------
+
+
+def vacuum(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def columns(conn: Any, table: str) -> list[str]:
+    return [
+        row[0]
+        for row in conn.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = 'tasker' AND table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
+
+
+def next_id(conn: Any, table: str) -> int:
+    row = conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM tasker.{table}").fetchone()
+    return int(row[0])
+
+
+def copy_history(url: str, task_id: int, count: int) -> dict[str, int]:
+    """``count`` copies of finished task ``task_id`` with its steps, edges, transitions and
+    events, one INSERT ... SELECT per table. Copy g's ids are the original's plus g times
+    the span of that table's ids, so every reference stays inside its copy; the sequences
+    and the event log position move past the copies. Rows written, per table."""
+    import psycopg
+
+    written: dict[str, int] = {}
+    if count <= 0:
+        return written
+    with psycopg.connect(url) as conn:
+        span = {table: next_id(conn, table) for table in
+                 ("tasks", "steps", "step_transitions", "task_transitions", "events")}  # fmt: skip
+        shifted = {
+            "task_id": f"task_id + g * {span['tasks']}",
+            "step_id": f"step_id + g * {span['steps']}",
+            "from_step_id": f"from_step_id + g * {span['steps']}",
+            "to_step_id": f"to_step_id + g * {span['steps']}",
+        }
+        plans: dict[str, dict[str, str]] = {
+            "tasks": {"id": f"id + g * {span['tasks']}", "idempotency_key": "NULL"},
+            "steps": {"id": f"id + g * {span['steps']}"},
+            "step_edges": {},
+            "step_transitions": {"id": f"id + g * {span['step_transitions']}"},
+            "task_transitions": {"id": f"id + g * {span['task_transitions']}"},
+            "events": {"id": f"id + g * {span['events']}"},
+        }
+        owner = {"tasks": "id"}
+        for table, overrides in plans.items():
+            names = columns(conn, table)
+            values = [overrides.get(n, shifted.get(n, n)) for n in names]
+            key = owner.get(table, "task_id")
+            cursor = conn.execute(
+                f"INSERT INTO tasker.{table} ({', '.join(names)})"  # names from the catalogue
+                f" SELECT {', '.join(values)} FROM tasker.{table}, generate_series(1, %s) g"
+                f" WHERE {key} = %s",
+                (count, task_id),
+            )
+            written[table] = cursor.rowcount
+        for table in ("tasks", "steps", "step_transitions", "task_transitions"):
+            conn.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), (SELECT max(id) FROM "
+                f"tasker.{table}))",
+                (f"tasker.{table}",),
+            )
+        conn.execute(
+            "UPDATE tasker.event_log_position SET last = (SELECT max(id) FROM tasker.events)"
+        )
+    return written
+
+
+def mark_oldest_finished(url: str, victims: int) -> datetime:
+    """Date the ``victims`` oldest copies as finished a year ago; the cutoff to prune them."""
+    import psycopg
+
+    long_ago = datetime.now(UTC) - timedelta(days=365)
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE tasker.tasks SET completed_at = %s WHERE id IN (SELECT id FROM tasker.tasks"
+            " WHERE status = 'complete' AND total_steps = %s ORDER BY id OFFSET 1 LIMIT %s)",
+            (long_ago, CHAIN, victims),
+        )
+    return long_ago + timedelta(days=1)
