@@ -170,6 +170,7 @@ def insert_task(
     row = conn.fetch_one(
         "insert_task",
         **task_row(template, request, template_id, max_steps, run_at, priority),
+        request_hash=request_hash(template, request.context),
         context=Json(request.context),
         tags=Json(list(request.tags)),
         trace_context=Json(request.trace_context) if request.trace_context else None,
@@ -218,15 +219,15 @@ def task_row(
     run_at: datetime | None,
     priority: int,
 ) -> dict[str, Any]:
-    """A new task's columns but its JSON documents (context, tags, trace_context), which
-    each caller encodes as its query takes them, and its parent."""
+    """A new task's columns but its request hash (``request_hash``, which a caller may
+    have already), its JSON documents (context, tags, trace_context), which each caller
+    encodes as its query takes them, and its parent."""
     return {
         "template_id": template_id,
         "namespace": template.namespace,
         "name": template.name,
         "version": template.version,
         "idempotency_key": request.idempotency_key,
-        "request_hash": request_hash(template, request.context),
         "initiator": request.initiator,
         "source_system": request.source_system,
         "reason": request.reason,
