@@ -169,30 +169,91 @@ def insert_task(
     priority = template.priority if request.priority is None else request.priority
     row = conn.fetch_one(
         "insert_task",
-        template_id=template_id,
-        namespace=template.namespace,
-        name=template.name,
-        version=template.version,
-        context=Json(request.context),
-        idempotency_key=request.idempotency_key,
+        **task_row(template, request, template_id, max_steps, run_at, priority),
         request_hash=request_hash(template, request.context),
-        initiator=request.initiator,
-        source_system=request.source_system,
-        reason=request.reason,
+        context=Json(request.context),
         tags=Json(list(request.tags)),
         trace_context=Json(request.trace_context) if request.trace_context else None,
-        total_steps=len(template.steps),
-        max_steps=max_steps,
-        run_at=run_at,
-        priority=priority,
         parent_task_id=parent[0] if parent else None,
         parent_step_id=parent[1] if parent else None,
         now=now,
     )
     assert row is not None
     task_id: int = row["id"]
-    workflows = workflows or {}
-    step_rows = [
+    inserted = conn.fetch_all(
+        "insert_steps",
+        task_id=task_id,
+        namespace=template.namespace,
+        rows=Json(step_rows(template, workflows or {})),
+        start_at=max(now, run_at) if run_at is not None else now,
+        priority=priority,
+        task_key=task_key(template, request),
+        task_key_limit=None if template.concurrency is None else template.concurrency.limit,
+        now=now,
+    )
+    edges = edge_rows(template)
+    if edges:
+        conn.execute("insert_edges", task_id=task_id, rows=Json(edges))
+
+    history = HistoryWriter()
+    record_created(history, task_id, template, request, inserted, run_at, priority, actor, parent)
+    # Roots that wait for a signal start waiting now (no signal can have come yet).
+    begin_waits(
+        conn,
+        history,
+        [s for s in inserted if s["total_parents"] == 0 and s["wait_for"] is not None],
+        now,
+        actor=actor,
+    )
+    if record_ready(history, task_id, template, inserted, run_at, now):
+        conn.execute("notify_steps_ready")
+    history.flush(conn, now)
+    return task_id, [s for s in inserted if s["total_parents"] == 0]
+
+
+def task_row(
+    template: TemplateDefinition,
+    request: TaskRequest,
+    template_id: int,
+    max_steps: int,
+    run_at: datetime | None,
+    priority: int,
+) -> dict[str, Any]:
+    """A new task's columns but its request hash (``request_hash``, which a caller may
+    have already), its JSON documents (context, tags, trace_context), which each caller
+    encodes as its query takes them, and its parent."""
+    return {
+        "template_id": template_id,
+        "namespace": template.namespace,
+        "name": template.name,
+        "version": template.version,
+        "idempotency_key": request.idempotency_key,
+        "initiator": request.initiator,
+        "source_system": request.source_system,
+        "reason": request.reason,
+        "total_steps": len(template.steps),
+        "max_steps": max_steps,
+        "run_at": run_at,
+        "priority": priority,
+    }
+
+
+def task_key(template: TemplateDefinition, request: TaskRequest) -> str | None:
+    """The steps' concurrency key of a task whose template limits it per context field."""
+    concurrency = template.concurrency
+    if concurrency is None:
+        return None
+    return flow.task_key(
+        template.namespace, template.name, concurrency.key, request.context[concurrency.key]
+    )
+
+
+def step_rows(
+    template: TemplateDefinition, workflows: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The rows ``insert_steps`` takes for a task of ``template`` (the same for every task
+    of it; ``workflows``: step name -> pinned reference)."""
+    return [
         {
             "name": spec.name,
             "position": position,
@@ -218,36 +279,32 @@ def insert_task(
         }
         for position, spec in enumerate(template.steps)
     ]
-    concurrency = template.concurrency
-    inserted = conn.fetch_all(
-        "insert_steps",
-        task_id=task_id,
-        namespace=template.namespace,
-        rows=Json(step_rows),
-        start_at=max(now, run_at) if run_at is not None else now,
-        priority=priority,
-        task_key=None
-        if concurrency is None
-        else flow.task_key(
-            template.namespace,
-            template.name,
-            concurrency.key,
-            request.context[concurrency.key],
-        ),
-        task_key_limit=None if concurrency is None else concurrency.limit,
-        now=now,
-    )
-    edges = [
+
+
+def edge_rows(template: TemplateDefinition) -> list[dict[str, str]]:
+    """The rows ``insert_edges`` takes: each dependency, by step name."""
+    return [
         {"parent": parent, "child": spec.name}
         for spec in template.steps
         for parent in spec.depends_on
     ]
-    if edges:
-        conn.execute("insert_edges", task_id=task_id, rows=Json(edges))
 
-    history = HistoryWriter()
+
+def record_created(
+    history: HistoryWriter,
+    task_id: int,
+    template: TemplateDefinition,
+    request: TaskRequest,
+    steps: list[Row],
+    run_at: datetime | None,
+    priority: int,
+    actor: str | None,
+    parent: tuple[int, int] | None = None,
+) -> None:
+    """A new task's history: its initial transition and its steps' (``steps``: the
+    inserted rows, in order), then ``workflow.task_created``."""
     history.change(Change(task_id, None, "pending", 1, None, reason=request.reason, actor=actor))
-    for step in inserted:
+    for step in steps:
         history.change(
             Change(
                 task_id,
@@ -260,8 +317,7 @@ def insert_task(
                 actor=actor,
             )
         )
-    identity = {"namespace": template.namespace, "name": template.name, "version": template.version}
-    created: dict[str, Any] = {**identity, "total_steps": len(inserted)}
+    created: dict[str, Any] = {**_identity(template), "total_steps": len(steps)}
     if run_at is not None:
         created["run_at"] = iso(run_at)
     if priority:
@@ -269,20 +325,27 @@ def insert_task(
     if parent is not None:  # a child task's events link to its parent through this one
         created.update(parent_task_id=parent[0], parent_step_id=parent[1])
     history.event(Event("workflow.task_created", task_id, created))
-    # Roots that wait for a signal start waiting now (no signal can have come yet).
-    begin_waits(
-        conn,
-        history,
-        [s for s in inserted if s["total_parents"] == 0 and s["wait_for"] is not None],
-        now,
-        actor=actor,
-    )
-    if run_at is None or run_at <= now:  # a delayed task's roots are not claimable yet
-        ready = [s["name"] for s in inserted if s["claimable_at"] is not None]
-        history.event(Event("workflow.steps_ready", task_id, {**identity, "steps": ready}))
-        conn.execute("notify_steps_ready")
-    history.flush(conn, now)
-    return task_id, [s for s in inserted if s["total_parents"] == 0]
+
+
+def record_ready(
+    history: HistoryWriter,
+    task_id: int,
+    template: TemplateDefinition,
+    steps: list[Row],
+    run_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """``workflow.steps_ready`` for a new task that may start now; whether it was (the
+    caller then wakes the workers: a delayed task's roots are not claimable yet)."""
+    if run_at is not None and run_at > now:
+        return False
+    ready = [s["name"] for s in steps if s["claimable_at"] is not None]
+    history.event(Event("workflow.steps_ready", task_id, {**_identity(template), "steps": ready}))
+    return True
+
+
+def _identity(template: TemplateDefinition) -> dict[str, Any]:
+    return {"namespace": template.namespace, "name": template.name, "version": template.version}
 
 
 def _flow_columns(template: TemplateDefinition, spec: StepSpec) -> dict[str, Any]:
