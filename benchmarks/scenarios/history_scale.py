@@ -301,7 +301,7 @@ def copy_history(url: str, task_id: int, count: int) -> dict[str, int]:
             key = owner.get(table, "task_id")
             cursor = conn.execute(
                 f"INSERT INTO tasker.{table} ({', '.join(names)})"  # names from the catalogue
-                f" SELECT {', '.join(values)} FROM tasker.{table}, generate_series(1, %s) g"
+                f" SELECT {', '.join(values)} FROM tasker.{table}, generate_series(1::bigint, %s) g"
                 f" WHERE {key} = %s",
                 (count, task_id),
             )
