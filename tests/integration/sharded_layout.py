@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tasker.store.queries import load_migrations
+from tasker.store.queries import load_migrations, specialise
 from tasker.store.schema import schema_path
 
 MODULUS = 4
@@ -306,7 +306,9 @@ class Explorer:
             self.conn.rollback()
 
     def run(self, sql: str, params: dict[str, Any] | None = None) -> Touch:
-        """Execute ``sql`` once; what it (and what it calls) touched."""
+        """Execute ``sql`` once (its optional filters as the store sends them, with
+        ``params``); what it (and what it calls) touched."""
+        sql = specialise(sql, params or {})
         with self._rolled_back():
             before = self._stats()
             self._plans = []
@@ -326,7 +328,7 @@ class Explorer:
 
     def fetch(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self._rolled_back():
-            return self.conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return self.conn.execute(specialise(sql, params or {}), params).fetchall()  # type: ignore[arg-type]
 
     def task_partition(self, task_id: int) -> int:
         """The partition index of a task's rows, asserted the same in tasks and steps."""

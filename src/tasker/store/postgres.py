@@ -25,7 +25,7 @@ from tasker.exceptions import (
     TransientStoreError,
 )
 from tasker.store.database import Json, Row, unencodable_text
-from tasker.store.queries import load_queries
+from tasker.store.queries import load_queries, planned_each_call, specialise
 
 
 def _json_default(value: Any) -> Any:
@@ -84,9 +84,11 @@ class PostgresConnection:
     def _run(self, query: str, params: dict[str, Any]) -> psycopg.Cursor[dict[str, Any]]:
         with translate_errors(query):
             try:
+                sql = self._queries[query]
                 return self._raw.execute(
-                    self._queries[query],
+                    specialise(sql, params),
                     {k: _to_sql(v) for k, v in params.items()},
+                    prepare=False if planned_each_call(sql) else None,
                 )
             except UnicodeEncodeError:  # raised before sending: the transaction is intact
                 raise unencodable_text(query, params) from None

@@ -40,7 +40,7 @@ from tasker.store.database import (
     is_time_column,
     unencodable_text,
 )
-from tasker.store.queries import load_queries
+from tasker.store.queries import load_queries, specialise
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -111,7 +111,7 @@ class SQLiteConnection:
         self.steps_ready = False
 
     def _run(self, query: str, params: dict[str, Any]) -> sqlite3.Cursor:
-        sql = self._queries[query]
+        sql = specialise(self._queries[query], params)
         try:
             return self._raw.execute(sql, {k: _to_sql(v) for k, v in params.items()})
         except UnicodeEncodeError:

@@ -61,13 +61,13 @@ WHERE task_id = ANY(%(task_ids)s::bigint[]) AND flow_wait = 'concurrency_limit'
 (SELECT DISTINCT 'step' AS kind, concurrency_key AS key, concurrency_limit AS lim
  FROM tasker.steps
  WHERE flow_wait = 'concurrency_limit' AND concurrency_key IS NOT NULL
-   AND (%(step_keys)s::text[] IS NULL OR concurrency_key = ANY(%(step_keys)s::text[]))
+   AND concurrency_key = ANY(%(step_keys)s::text[])  -- when step_keys
  LIMIT %(limit)s)
 UNION ALL
 (SELECT DISTINCT 'task', task_key, task_key_limit
  FROM tasker.steps
  WHERE flow_wait = 'concurrency_limit' AND task_key IS NOT NULL
-   AND (%(task_keys)s::text[] IS NULL OR task_key = ANY(%(task_keys)s::text[]))
+   AND task_key = ANY(%(task_keys)s::text[])  -- when task_keys
  LIMIT %(limit)s);
 
 -- unpark_step_key --

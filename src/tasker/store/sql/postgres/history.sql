@@ -56,7 +56,8 @@ WHERE st.task_id = %(task_id)s AND st.id > %(after_id)s ORDER BY st.id LIMIT %(l
 -- Events after a cursor (an event id), oldest first. Ids follow commit order (see
 -- insert_events), so the id alone is a safe cursor.
 SELECT id, name, task_id, step_id, step_name, payload, created_at FROM tasker.events
-WHERE id > %(after_id)s AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
+WHERE id > %(after_id)s
+  AND task_id = %(task_id)s  -- when task_id
 ORDER BY id LIMIT %(limit)s;
 
 -- acquire_consumer --
@@ -98,7 +99,7 @@ SELECT count(*) AS n FROM tasker.events WHERE id > %(after_id)s AND created_at <
 DELETE FROM tasker.events WHERE id IN (
     SELECT id FROM tasker.events
     WHERE created_at < %(before)s
-      AND (%(up_to_id)s::bigint IS NULL OR id <= %(up_to_id)s::bigint)
+      AND id <= %(up_to_id)s::bigint  -- when up_to_id
     ORDER BY id LIMIT %(limit)s);
 
 -- finished_tasks_before --
@@ -120,8 +121,9 @@ DELETE FROM tasker.tasks WHERE id = ANY(%(task_ids)s::bigint[]);
 -- Events after a cursor (an event id), oldest first, of one task and one event name when
 -- given (GET /v1/events and the dashboard's live updates).
 SELECT id, name, task_id, step_id, step_name, payload, created_at FROM tasker.events
-WHERE id > %(after_id)s AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
-  AND (%(name)s::text IS NULL OR name = %(name)s)
+WHERE id > %(after_id)s
+  AND task_id = %(task_id)s  -- when task_id
+  AND name = %(name)s  -- when name
 ORDER BY id LIMIT %(limit)s;
 
 -- last_event_id --

@@ -44,9 +44,9 @@ JOIN tasker.steps c ON c.task_id = %(task_id)s AND c.name = r.child;
 WITH picked AS (
     SELECT id, status FROM tasker.steps
     WHERE claimable_at <= %(now)s
-      AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
-      AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))
-      AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s)
+      AND namespace = ANY(%(namespaces)s::text[])  -- when namespaces
+      AND handler = ANY(%(handlers)s::text[])  -- when handlers
+      AND task_id = %(task_id)s  -- when task_id
     ORDER BY priority DESC, claimable_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -201,7 +201,8 @@ SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_p
     wait_timeout_seconds, map_path, group_id, claim_token, transition_count, workflow,
     child_task_id, map_item
 FROM tasker.steps
-WHERE task_id = %(task_id)s AND (%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))
+WHERE task_id = %(task_id)s
+  AND name = ANY(%(names)s::text[])  -- when names
 ORDER BY id
 FOR UPDATE;
 
@@ -252,9 +253,10 @@ RETURNING id;
 -- step waiting for a concurrency slot has no time: a recorder unparks it.
 SELECT min(claimable_at) AS claimable_at FROM tasker.steps
 WHERE claimable_at IS NOT NULL AND flow_wait IS DISTINCT FROM 'concurrency_limit'
-  AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
-  AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))
-  AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);
+  AND namespace = ANY(%(namespaces)s::text[])  -- when namespaces
+  AND handler = ANY(%(handlers)s::text[])  -- when handlers
+  AND task_id = %(task_id)s  -- when task_id
+;
 
 -- live_work --
 -- Whether any step could still run without outside action (for --burst workers): running
@@ -263,9 +265,11 @@ WHERE claimable_at IS NOT NULL AND flow_wait IS DISTINCT FROM 'concurrency_limit
 SELECT count(*) AS n FROM tasker.steps
 WHERE ((status = 'in_progress' AND child_task_id IS NULL)
        OR (claimable_at IS NOT NULL
-           AND (%(handlers)s::text[] IS NULL OR handler = ANY(%(handlers)s::text[]))))
-  AND (%(namespaces)s::text[] IS NULL OR namespace = ANY(%(namespaces)s::text[]))
-  AND (%(task_id)s::bigint IS NULL OR task_id = %(task_id)s);
+           AND handler = ANY(%(handlers)s::text[])  -- when handlers
+       ))
+  AND namespace = ANY(%(namespaces)s::text[])  -- when namespaces
+  AND task_id = %(task_id)s  -- when task_id
+;
 
 -- notify_steps_ready --
 -- Wake idle workers once this transaction commits.

@@ -24,11 +24,13 @@ SELECT * FROM tasker.tasks WHERE idempotency_key = %(key)s;
 
 -- list_tasks --
 -- Tasks, newest first, filtered; keyset pagination on id (before_id).
+-- plan: each call
 SELECT * FROM tasker.tasks
-WHERE (%(status)s::text IS NULL OR status = %(status)s)
-  AND (%(namespace)s::text IS NULL OR namespace = %(namespace)s)
-  AND (%(name)s::text IS NULL OR name = %(name)s)
-  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+WHERE TRUE
+  AND status = %(status)s  -- when status
+  AND namespace = %(namespace)s  -- when namespace
+  AND name = %(name)s  -- when name
+  AND id < %(before_id)s  -- when before_id
 ORDER BY id DESC
 LIMIT %(limit)s;
 
@@ -86,6 +88,7 @@ ORDER BY s.task_id, s.position, s.map_index NULLS FIRST;
 -- count_tasks_by_status --
 -- How many tasks are in each status, of one namespace and template name when given.
 SELECT status, count(*) AS n FROM tasker.tasks
-WHERE (%(namespace)s::text IS NULL OR namespace = %(namespace)s)
-  AND (%(name)s::text IS NULL OR name = %(name)s)
+WHERE TRUE
+  AND namespace = %(namespace)s  -- when namespace
+  AND name = %(name)s  -- when name
 GROUP BY status;

@@ -60,15 +60,14 @@ SELECT * FROM (
     SELECT DISTINCT 'step' AS kind, concurrency_key AS key, concurrency_limit AS lim
     FROM steps
     WHERE flow_wait = 'concurrency_limit' AND concurrency_key IS NOT NULL
-      AND (:step_keys IS NULL
-           OR concurrency_key IN (SELECT value FROM json_each(:step_keys)))
+      AND concurrency_key IN (SELECT value FROM json_each(:step_keys))  -- when step_keys
     LIMIT :limit)
 UNION ALL
 SELECT * FROM (
     SELECT DISTINCT 'task', task_key, task_key_limit
     FROM steps
     WHERE flow_wait = 'concurrency_limit' AND task_key IS NOT NULL
-      AND (:task_keys IS NULL OR task_key IN (SELECT value FROM json_each(:task_keys)))
+      AND task_key IN (SELECT value FROM json_each(:task_keys))  -- when task_keys
     LIMIT :limit);
 
 -- unpark_step_key --

@@ -49,7 +49,8 @@ WHERE st.task_id = :task_id AND st.id > :after_id ORDER BY st.id LIMIT :limit;
 -- Events after a cursor (an event id), oldest first. One writer at a time means ids
 -- follow commit order, so the id alone is a safe cursor.
 SELECT id, name, task_id, step_id, step_name, payload, created_at FROM events
-WHERE id > :after_id AND (:task_id IS NULL OR task_id = :task_id)
+WHERE id > :after_id
+  AND task_id = :task_id  -- when task_id
 ORDER BY id LIMIT :limit;
 
 -- acquire_consumer --
@@ -90,7 +91,8 @@ SELECT count(*) AS n FROM events WHERE id > :after_id AND created_at < :before;
 -- up_to_id; callers loop until it deletes less than a batch.
 DELETE FROM events WHERE id IN (
     SELECT id FROM events
-    WHERE created_at < :before AND (:up_to_id IS NULL OR id <= :up_to_id)
+    WHERE created_at < :before
+      AND id <= :up_to_id  -- when up_to_id
     ORDER BY id LIMIT :limit);
 
 -- finished_tasks_before --
@@ -112,8 +114,9 @@ DELETE FROM tasks WHERE id IN (SELECT value FROM json_each(:task_ids));
 -- Events after a cursor (an event id), oldest first, of one task and one event name when
 -- given (GET /v1/events and the dashboard's live updates).
 SELECT id, name, task_id, step_id, step_name, payload, created_at FROM events
-WHERE id > :after_id AND (:task_id IS NULL OR task_id = :task_id)
-  AND (:name IS NULL OR name = :name)
+WHERE id > :after_id
+  AND task_id = :task_id  -- when task_id
+  AND name = :name  -- when name
 ORDER BY id LIMIT :limit;
 
 -- last_event_id --

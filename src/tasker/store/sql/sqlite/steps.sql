@@ -58,9 +58,9 @@ SET status = 'in_progress', attempts = attempts + 1, claimable_at = NULL,
 WHERE id IN (
     SELECT id FROM steps
     WHERE claimable_at <= :now
-      AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
-      AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
-      AND (:task_id IS NULL OR task_id = :task_id)
+      AND namespace IN (SELECT value FROM json_each(:namespaces))  -- when namespaces
+      AND handler IN (SELECT value FROM json_each(:handlers))  -- when handlers
+      AND task_id = :task_id  -- when task_id
     ORDER BY priority DESC, claimable_at, id
     LIMIT :limit
 )
@@ -203,7 +203,7 @@ SELECT id, task_id, name, status, attempts, max_attempts, retryable, remaining_p
     child_task_id, map_item
 FROM steps
 WHERE task_id = :task_id
-  AND (:names IS NULL OR name IN (SELECT value FROM json_each(:names)))
+  AND name IN (SELECT value FROM json_each(:names))  -- when names
 ORDER BY id;
 
 -- set_steps_status --
@@ -252,9 +252,10 @@ RETURNING id;
 -- step waiting for a concurrency slot has no time: a recorder unparks it.
 SELECT min(claimable_at) AS claimable_at FROM steps
 WHERE claimable_at IS NOT NULL AND flow_wait IS NOT 'concurrency_limit'
-  AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
-  AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))
-  AND (:task_id IS NULL OR task_id = :task_id);
+  AND namespace IN (SELECT value FROM json_each(:namespaces))  -- when namespaces
+  AND handler IN (SELECT value FROM json_each(:handlers))  -- when handlers
+  AND task_id = :task_id  -- when task_id
+;
 
 -- live_work --
 -- Whether any step could still run without outside action (for --burst workers): running
@@ -263,9 +264,11 @@ WHERE claimable_at IS NOT NULL AND flow_wait IS NOT 'concurrency_limit'
 SELECT count(*) AS n FROM steps
 WHERE ((status = 'in_progress' AND child_task_id IS NULL)
        OR (claimable_at IS NOT NULL
-           AND (:handlers IS NULL OR handler IN (SELECT value FROM json_each(:handlers)))))
-  AND (:namespaces IS NULL OR namespace IN (SELECT value FROM json_each(:namespaces)))
-  AND (:task_id IS NULL OR task_id = :task_id);
+           AND handler IN (SELECT value FROM json_each(:handlers))  -- when handlers
+       ))
+  AND namespace IN (SELECT value FROM json_each(:namespaces))  -- when namespaces
+  AND task_id = :task_id  -- when task_id
+;
 
 -- notify_steps_ready --
 -- SQLite has no notifications; workers poll.

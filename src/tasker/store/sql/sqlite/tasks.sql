@@ -24,11 +24,13 @@ SELECT * FROM tasks WHERE idempotency_key = :key;
 
 -- list_tasks --
 -- Tasks, newest first, filtered; keyset pagination on id (before_id).
+-- plan: each call
 SELECT * FROM tasks
-WHERE (:status IS NULL OR status = :status)
-  AND (:namespace IS NULL OR namespace = :namespace)
-  AND (:name IS NULL OR name = :name)
-  AND (:before_id IS NULL OR id < :before_id)
+WHERE TRUE
+  AND status = :status  -- when status
+  AND namespace = :namespace  -- when namespace
+  AND name = :name  -- when name
+  AND id < :before_id  -- when before_id
 ORDER BY id DESC
 LIMIT :limit;
 
@@ -87,5 +89,7 @@ ORDER BY s.task_id, s.position, s.map_index NULLS FIRST;
 -- count_tasks_by_status --
 -- How many tasks are in each status, of one namespace and template name when given.
 SELECT status, count(*) AS n FROM tasks
-WHERE (:namespace IS NULL OR namespace = :namespace) AND (:name IS NULL OR name = :name)
+WHERE TRUE
+  AND namespace = :namespace  -- when namespace
+  AND name = :name  -- when name
 GROUP BY status;
