@@ -128,12 +128,22 @@ def run(run: Run) -> ScenarioResult:
         f"{max(during):.1f} ms over {len(during)} cycles, before it p50 "
         f"{percentile(before, 50):.1f} / p99 {percentile(before, 99):.1f} ms"
     )
+    result.notes.append(
+        f"during the prune ({prune['checkpoints_during']} checkpoints): the prune's session "
+        f"waited on {top(prune['waits_prune'])}; the cycles' on {top(prune['waits_cycles'])}"
+        f"; in the {prune['slow_cycles']} cycles over twice the median before, on "
+        f"{top(prune['waits_slow_cycles'])} (samples every 5 ms)"
+    )
     stall = result.add(
         Figure(NAME, "postgres", "claim+record cycle p99 during a prune", percentile(during, 99),
                "ms", better="lower", key=f"{NAME}.postgres.prune_cycle_p99")
     )  # fmt: skip
     stall.ratio_to("x before the prune", percentile(before, 99))
     return result
+
+
+def top(waits: dict[str, int], n: int = 4) -> str:
+    return ", ".join(f"{wait} {count}" for wait, count in list(waits.items())[:n]) or "nothing"
 
 
 def measure(tasker: Any, single: str, active: int, repeats: int) -> dict[str, list[float]]:
@@ -205,40 +215,103 @@ def measure_prune(
     tasker: Any, url: str, single: str, rows: dict[str, int], copies: int, smoke: bool
 ) -> dict[str, Any]:
     """Prune the oldest finished copies holding about PRUNE_ROWS rows while another thread
-    runs claim and record cycles; their latency before and during the prune."""
+    runs claim and record cycles; their latency before and during the prune, and what
+    the database sessions waited on meanwhile (sampled every few ms)."""
     per_task = sum(rows.values()) / max(1, copies - 1)
     victims = copies - 1 if smoke else min(copies - 1, int(PRUNE_ROWS / per_task))
     cutoff = mark_oldest_finished(url, victims)
     ready(tasker, single, CYCLES_DURING_PRUNE * BATCH)
     before = [sum(cycle(tasker)) for _ in range(20)]
-    during: list[float] = []
+    during: list[tuple[float, float]] = []  # (start, end) of each cycle, perf_counter
+    waits: list[tuple[float, str, str]] = []  # (when, whose, wait event)
     done = threading.Event()
 
     def cycles() -> None:
         while not done.is_set():
+            started = time.perf_counter()
             try:
-                during.append(sum(cycle(tasker)))
+                cycle(tasker)
             except OutOfWork:
                 return  # the prune outlasted the work made for it: `during` says how long
+            during.append((started, time.perf_counter()))
             time.sleep(0.01)
 
-    cycler = threading.Thread(target=cycles, name="cycles")
-    cycler.start()
+    threads = [
+        threading.Thread(target=cycles, name="cycles"),
+        threading.Thread(target=sample_waits, args=(url, done, waits), name="waits"),
+    ]
+    checkpoints = checkpoint_count(url)
+    for thread in threads:
+        thread.start()
     started = time.perf_counter()
     try:
         pruned = tasker.prune_tasks(cutoff)
     finally:
         seconds = time.perf_counter() - started
         done.set()
-        cycler.join()
+        for thread in threads:
+            thread.join()
     assert pruned == victims, (pruned, victims)
+    cycle_ms = [(end - start) * 1000 for start, end in during]
+    slow = [(a, b) for a, b in during if (b - a) * 1000 > 2 * median(before)]
     return {
         "tasks": pruned,
         "rows": round(pruned * per_task),
         "seconds": seconds,
         "cycle_ms_before": before,
-        "cycle_ms_during": during,
+        "cycle_ms_during": cycle_ms,
+        "checkpoints_during": checkpoint_count(url) - checkpoints,
+        "waits_prune": tally(w for _, whose, w in waits if whose == "prune"),
+        "waits_cycles": tally(w for _, whose, w in waits if whose == "cycle"),
+        # what the cycle's sessions waited on inside the cycles over twice the median
+        "waits_slow_cycles": tally(
+            w for t, whose, w in waits if whose == "cycle" and any(a <= t <= b for a, b in slow)
+        ),
+        "slow_cycles": len(slow),
     }
+
+
+# A session is the prune's when it runs one of the prune's statements (retention.py).
+WAITS = """
+SELECT CASE WHEN query LIKE 'DELETE FROM tasker.events WHERE task_id%'
+              OR query LIKE 'DELETE FROM tasker.tasks WHERE id%'
+              OR query LIKE 'SELECT id FROM tasker.tasks%completed_at <%'
+            THEN 'prune' ELSE 'cycle' END AS whose,
+       coalesce(wait_event_type || ':' || wait_event, 'no wait (CPU)') AS wait
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'
+  AND backend_type = 'client backend'
+"""
+
+
+def sample_waits(url: str, done: threading.Event, into: list[tuple[float, str, str]]) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        while not done.is_set():
+            now = time.perf_counter()
+            into.extend((now, whose, wait) for whose, wait in conn.execute(WAITS))
+            time.sleep(0.005)
+
+
+def checkpoint_count(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if conn.info.server_version >= 170000:  # the counters moved in PostgreSQL 17
+            sql = "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+        else:
+            sql = "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def tally(waits: Any) -> dict[str, int]:
+    """How often each wait event was seen, most often first."""
+    counts: dict[str, int] = {}
+    for wait in waits:
+        counts[wait] = counts.get(wait, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 # -- seeding ---------------------------------------------------------------------------
