@@ -120,7 +120,7 @@ $(BENCH_STAMP): requirements-bench.lock $(STAMP)
 
 # Every scenario on both backends, with the PgQueuer/Procrastinate baselines and the
 # readiness benchmark; writes benchmarks/results/*.json and the table in
-# docs/performance.md (about 6-8 minutes).
+# docs/performance.md (about 25 minutes, 11 of them seeding history_scale's 10M steps).
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks --docs docs/performance.md
 
