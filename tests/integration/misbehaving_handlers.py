@@ -66,6 +66,10 @@ def escape(step: StepContext) -> None:
     raise Escape("out of here")
 
 
+def stop_iteration(step: StepContext) -> None:
+    raise StopIteration("no more")  # an asyncio future refuses to carry this one
+
+
 def unstorable_error(step: StepContext) -> None:
     raise ValueError("bad \x00 and \ud800 in the message")
 

@@ -175,12 +175,14 @@ RAISERS = {
     "async_cancelled": "CancelledError",
     "unstorable_error": "ValueError",
     "hostile_message": "_HostileMessage",
+    "stop_iteration": "StopIteration",
 }
 
 
 def test_any_exception_a_handler_raises_is_a_failed_attempt(database: Database, pool: str) -> None:
     # Given steps raising SystemExit, KeyboardInterrupt, a BaseException of their own
-    # (sync and async), CancelledError, an unstorable message and an unreadable one
+    # (sync and async), CancelledError, StopIteration, an unstorable message and an
+    # unreadable one
     definition = template("raisers", {**{n: n for n in RAISERS}, "good": "ok"})
     tasker = tasker_for(database, definition)
     task_id, _ = tasker.create_task(TaskRequest("raisers"))

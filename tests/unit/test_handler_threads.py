@@ -3,7 +3,10 @@ threads are reused, and a hung job never holds up the others."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import time
 
 from tasker.runtime.handler_threads import HandlerThreads
 
@@ -48,4 +51,51 @@ def test_what_a_job_raises_is_its_future_s() -> None:
     future = pool.submit(boom)
     assert isinstance(future.exception(timeout=5), SystemExit)
     assert pool.submit(lambda: 1).result(timeout=5) == 1
+    pool.shutdown()
+
+
+def test_submit_to_hands_every_outcome_to_the_loop_even_a_refused_exception() -> None:
+    pool = HandlerThreads("test")
+
+    def stop() -> None:
+        raise StopIteration("no more")
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        together = threading.Barrier(20, timeout=10)
+        futures = [pool.submit_to(loop, together.wait) for _ in range(20)]
+        futures.append(pool.submit_to(loop, stop))
+        futures.append(pool.submit_to(loop, lambda: 7))
+        return await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), timeout=15)
+
+    outcomes = asyncio.run(main())
+    # Twenty jobs finishing together each reach their own future, in whatever batches
+    assert sorted(outcomes[:20]) == list(range(20))  # type: ignore[type-var]
+    # A future cannot carry StopIteration: it arrives as a RuntimeError caused by it
+    assert isinstance(outcomes[20], RuntimeError)
+    assert isinstance(outcomes[20].__cause__, StopIteration)
+    assert outcomes[21] == 7
+    pool.shutdown()
+
+
+def test_a_given_up_future_ignores_its_late_result_and_others_still_arrive() -> None:
+    pool = HandlerThreads("test")
+    release = threading.Event()
+
+    async def main() -> tuple[asyncio.Future[object], object]:
+        loop = asyncio.get_running_loop()
+        hung = pool.submit_to(loop, release.wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hung, timeout=0.05)  # cancels the future
+        assert pool.abandon(hung) and pool.abandoned == 1
+        release.set()  # the abandoned job returns into a cancelled future
+        later = await asyncio.wait_for(pool.submit_to(loop, lambda: "next"), timeout=5)
+        return hung, later
+
+    hung, later = asyncio.run(main())
+    assert hung.cancelled() and later == "next"
+    deadline = time.monotonic() + 5
+    while pool.abandoned and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.abandoned == 0  # counted until its handler returned
     pool.shutdown()

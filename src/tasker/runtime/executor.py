@@ -111,6 +111,16 @@ class _Raised:
         self.exc = exc
 
 
+def _called(handler: Callable[..., Any], ctx: StepContext) -> Any:
+    """A sync handler's call on its thread; what it raises comes back as a value. A
+    future cannot carry every exception (asyncio refuses ``StopIteration``: the step
+    would wait for ever), and the worker must see the class the handler raised."""
+    try:
+        return handler(ctx)
+    except BaseException as exc:  # user code: whatever it raises belongs to its step
+        return _Raised(exc)
+
+
 async def _guarded(handler: Callable[..., Any], ctx: StepContext) -> Any:
     try:
         return await handler(ctx)
@@ -155,7 +165,7 @@ async def _execute(
             return failed(exc)
     ctx = step_context(claimed, ancestry, preloaded)
     timeout = claimed.timeout_seconds
-    concurrent: Future[Any] | None = None
+    concurrent: Future[Any] | asyncio.Future[Any] | None = None  # what the pool knows it by
     future: asyncio.Future[Any] | None = None
     try:
         if isinstance(pool, HandlerProcesses):
@@ -166,11 +176,16 @@ async def _execute(
             results = await asyncio.wait_for(asyncio.shield(future), timeout)
         elif is_async(handler):
             results = await asyncio.wait_for(_guarded(handler, ctx), timeout)
+        elif isinstance(pool, HandlerThreads):
+            # The thread hands its outcome straight to this future; on timeout wait_for
+            # cancels the future, which only stops the wait (the thread cannot be stopped).
+            future = concurrent = pool.submit_to(asyncio.get_running_loop(), _called, handler, ctx)
+            results = await asyncio.wait_for(future, timeout)
         else:
             if pool is None:
-                future = asyncio.get_running_loop().run_in_executor(None, handler, ctx)
+                future = asyncio.get_running_loop().run_in_executor(None, _called, handler, ctx)
             else:
-                concurrent = pool.submit(handler, ctx)
+                concurrent = pool.submit(_called, handler, ctx)
                 future = asyncio.wrap_future(concurrent)
             future.add_done_callback(_retrieve)
             # shield: on timeout we stop waiting, but cannot stop the thread itself.
@@ -244,7 +259,10 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-def _abandon(pool: Executor | HandlerProcesses | None, concurrent: Future[Any] | None) -> None:
+def _abandon(
+    pool: Executor | HandlerProcesses | None,
+    concurrent: Future[Any] | asyncio.Future[Any] | None,
+) -> None:
     """The step gives up on its handler. A thread cannot be killed: the pool stops
     counting it as busy and counts it as abandoned. A child process is killed."""
     if concurrent is not None and isinstance(pool, HandlerThreads | HandlerProcesses):

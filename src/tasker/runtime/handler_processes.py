@@ -231,8 +231,10 @@ class HandlerProcesses:
                 self._idle.append(child)
         future.set_result(outcome)
 
-    def abandon(self, future: Future[Any]) -> bool:
+    def abandon(self, future: Future[Any] | asyncio.Future[Any]) -> bool:
         """Kill the child running this job (its step timed out or the worker stops)."""
+        if not isinstance(future, Future):
+            return False  # not a job of this pool (those are concurrent.futures futures)
         with self._lock:
             child = self._running.pop(future, None)
             if child is None:

@@ -7,13 +7,20 @@ thread is started whenever none is idle, so a step always starts at once; the ca
 bounds how many steps run (the worker's slots). A thread whose step was given up at
 its timeout is *abandoned*: counted until its handler returns, if it ever does. The
 threads are daemons, so an abandoned one never keeps the process alive.
+
+``submit_to`` hands a job's result straight to an asyncio future, and hands results back
+in batches: the threads queue what finished and wake the loop once for all of it, rather
+than once per job through a ``concurrent.futures.Future`` chained to an asyncio one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
@@ -22,13 +29,56 @@ T = TypeVar("T")
 IDLE_SECONDS = 60.0  # an idle thread exits after this long
 
 
-class _Job:
-    __slots__ = ("abandoned", "args", "fn", "future")
+class _Handoff:
+    """Results on their way from the threads to one event loop: one wake-up of the loop
+    carries every result queued since the last one."""
 
-    def __init__(self, future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...]):
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self._done: deque[tuple[asyncio.Future[Any], BaseException | None, Any]] = deque()
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def put(self, future: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
+        with self._lock:
+            self._done.append((future, error, result))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            self.loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        with self._lock:
+            done, self._done = self._done, deque()
+            self._scheduled = False
+        for future, error, result in done:
+            if future.done():  # cancelled: the step gave up on its handler
+                continue
+            if error is None:
+                future.set_result(result)
+            elif isinstance(error, StopIteration):  # a future refuses to carry it
+                wrapped = RuntimeError(f"the job raised StopIteration: {error}")
+                wrapped.__cause__ = error
+                future.set_exception(wrapped)
+            else:
+                future.set_exception(error)
+
+
+class _Job:
+    __slots__ = ("abandoned", "args", "fn", "future", "handoff")
+
+    def __init__(
+        self,
+        future: Future[Any] | asyncio.Future[Any],
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        handoff: _Handoff | None = None,
+    ):
         self.future = future
         self.fn = fn
         self.args = args
+        self.handoff = handoff
         self.abandoned = False
 
 
@@ -42,8 +92,9 @@ class HandlerThreads(Executor):
         self._idle = 0
         self._threads = 0
         self._abandoned = 0
-        self._running: dict[Future[Any], _Job] = {}
+        self._running: dict[Hashable, _Job] = {}
         self._closed = False
+        self._handoff: _Handoff | None = None
 
     @property
     def abandoned(self) -> int:
@@ -60,7 +111,23 @@ class HandlerThreads(Executor):
         if kwargs:
             raise TypeError("HandlerThreads.submit takes positional arguments only")
         future: Future[T] = Future()
-        job = _Job(future, fn, args)
+        self._start(_Job(future, fn, args))
+        return future
+
+    def submit_to(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., T], /, *args: Any
+    ) -> asyncio.Future[T]:
+        """``fn(*args)`` on a thread, its outcome in a future of ``loop`` (the running
+        loop). Cancelling the future only stops waiting: the handler runs on."""
+        handoff = self._handoff
+        if handoff is None or handoff.loop is not loop:
+            handoff = self._handoff = _Handoff(loop)
+        future: asyncio.Future[T] = loop.create_future()
+        self._start(_Job(future, fn, args, handoff))
+        return future
+
+    def _start(self, job: _Job) -> None:
+        future = job.future
         with self._lock:
             if self._closed:
                 raise RuntimeError("HandlerThreads is shut down")
@@ -75,9 +142,8 @@ class HandlerThreads(Executor):
                 target=self._serve, name=f"{self._name}-{id(job):x}", daemon=True
             ).start()
         self._jobs.put(job)
-        return future
 
-    def abandon(self, future: Future[Any]) -> bool:
+    def abandon(self, future: Future[Any] | asyncio.Future[Any]) -> bool:
         """Give up on a running job (its step timed out). True if its thread is stuck in
         the handler now, and so counted as abandoned until the handler returns."""
         with self._lock:
@@ -124,6 +190,16 @@ class HandlerThreads(Executor):
 
     @staticmethod
     def _run(job: _Job) -> None:
+        if job.handoff is not None:
+            assert isinstance(job.future, asyncio.Future)
+            try:
+                result = job.fn(*job.args)
+            except BaseException as exc:  # user code: whatever it raises belongs to its step
+                job.handoff.put(job.future, exc, None)
+            else:
+                job.handoff.put(job.future, None, result)
+            return
+        assert isinstance(job.future, Future)
         if not job.future.set_running_or_notify_cancel():
             return
         try:
