@@ -223,12 +223,13 @@ def executed_counts(workers: Sequence[Process]) -> list[int | None]:
 
 
 def rss_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a live process, in KiB (Linux /proc)."""
+    """VmRSS and VmHWM of a live process, in KiB, and its thread count (``Threads``), from
+    Linux /proc."""
     values: dict[str, int] = {}
     with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
+            if key in ("VmRSS", "VmHWM", "Threads"):
                 values[key] = int(rest.split()[0])
     return values
 

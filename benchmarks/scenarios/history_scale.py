@@ -16,10 +16,11 @@ Measured (median of ``REPEATS`` after a warm-up):
 - ``events tail``: ``Tasker.event_page`` of the newest 100 events, and of one task's;
 - ``prune``: ``Tasker.prune_tasks`` of finished tasks with 1,000,000 rows in all (tasks,
   steps, edges, transitions, events), timed, while another thread runs claim and record
-  cycles: their latency during the prune against before it.
+  cycles: their latency during the prune against before it. Twice, on different tasks:
+  paced as shipped, then back to back (``pace=1``), to compare the cycles' tail.
 
 PostgreSQL only (SQLite is the embedded single-machine default; its history grows with
-what one machine runs). Smoke: 2,000 finished steps, a prune of what there is.
+what one machine runs). Smoke: 2,000 finished steps, each prune half of them.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def run(run: Run) -> ScenarioResult:
             )
             vacuum(url)
             full = measure(tasker, single, active, repeats)
-            prune = measure_prune(tasker, url, single, rows, copies, run.smoke)
+            victims = prune_victims(rows, copies, run.smoke)
+            paced = measure_prune(tasker, url, single, rows, copies, victims)
+            back_to_back = measure_prune(tasker, url, single, rows, copies, victims, pace=1.0)
         finally:
             tasker.close()
     label = f"{copies * CHAIN:,} finished steps"
@@ -116,11 +119,32 @@ def run(run: Run) -> ScenarioResult:
         figure.met = None if run.smoke or ratio is None else ratio <= FLAT
         result.samples[f"empty.{key}"] = empty[key]
         result.samples[f"history.{key}"] = full[key]
-    result.samples["prune"] = prune
+    from tasker.engine.retention import DEFAULT_PACE
+
+    # The prune as shipped (paced), then back to back (pace 1), on the same history.
+    for prune, how, suffix in (
+        (paced, f"paced {DEFAULT_PACE}", ""),
+        (back_to_back, "back to back", "_back_to_back"),
+    ):
+        report_prune(result, prune, how, suffix)
+    ratio = percentile(paced["cycle_ms_during"], 99) / percentile(
+        back_to_back["cycle_ms_during"], 99
+    )
+    result.notes.append(
+        f"pacing the prune ({DEFAULT_PACE}): cycle p99 during it {ratio:.2f} x the p99 during"
+        f" the same prune back to back; it took {paced['seconds']:.2f} s against"
+        f" {back_to_back['seconds']:.2f} s"
+    )
+    return result
+
+
+def report_prune(result: ScenarioResult, prune: dict[str, Any], how: str, suffix: str) -> None:
+    """The figures and the notes of one measured prune."""
+    result.samples[f"prune{suffix}"] = prune
     during, before = prune["cycle_ms_during"], prune["cycle_ms_before"]
     figure = result.add(
-        Figure(NAME, "postgres", f"prune {prune['rows']:,} rows of finished tasks",
-               prune["seconds"], "s", better="lower", key=f"{NAME}.postgres.prune")
+        Figure(NAME, "postgres", f"prune {prune['rows']:,} rows of finished tasks, {how}",
+               prune["seconds"], "s", better="lower", key=f"{NAME}.postgres.prune{suffix}")
     )  # fmt: skip
     figure.detail = (
         f"{prune['rows'] / prune['seconds']:,.0f} rows/s; claim+record cycle during it "
@@ -129,17 +153,17 @@ def run(run: Run) -> ScenarioResult:
         f"{percentile(before, 50):.1f} / p99 {percentile(before, 99):.1f} ms"
     )
     result.notes.append(
-        f"during the prune ({prune['checkpoints_during']} checkpoints): the prune's session "
-        f"waited on {top(prune['waits_prune'])}; the cycles' on {top(prune['waits_cycles'])}"
-        f"; in the {prune['slow_cycles']} cycles over twice the median before, on "
-        f"{top(prune['waits_slow_cycles'])} (samples every 5 ms)"
+        f"during the prune {how} ({prune['checkpoints_during']} checkpoints): the prune's "
+        f"session waited on {top(prune['waits_prune'])}; the cycles' on "
+        f"{top(prune['waits_cycles'])}; in the {prune['slow_cycles']} cycles over twice the "
+        f"median before, on {top(prune['waits_slow_cycles'])} (samples every 5 ms)"
     )
     stall = result.add(
-        Figure(NAME, "postgres", "claim+record cycle p99 during a prune", percentile(during, 99),
-               "ms", better="lower", key=f"{NAME}.postgres.prune_cycle_p99")
+        Figure(NAME, "postgres", f"claim+record cycle p99 during a prune, {how}",
+               percentile(during, 99), "ms", better="lower",
+               key=f"{NAME}.postgres.prune_cycle_p99{suffix}")
     )  # fmt: skip
     stall.ratio_to("x before the prune", percentile(before, 99))
-    return result
 
 
 def top(waits: dict[str, int], n: int = 4) -> str:
@@ -211,14 +235,29 @@ def timed(repeats: int, action: Any) -> list[float]:
     return samples
 
 
-def measure_prune(
-    tasker: Any, url: str, single: str, rows: dict[str, int], copies: int, smoke: bool
-) -> dict[str, Any]:
-    """Prune the oldest finished copies holding about PRUNE_ROWS rows while another thread
-    runs claim and record cycles; their latency before and during the prune, and what
-    the database sessions waited on meanwhile (sampled every few ms)."""
+def prune_victims(rows: dict[str, int], copies: int, smoke: bool) -> int:
+    """How many finished copies one measured prune deletes: about PRUNE_ROWS rows (half of
+    the copies in a smoke run), so that two prunes fit in the history."""
     per_task = sum(rows.values()) / max(1, copies - 1)
-    victims = copies - 1 if smoke else min(copies - 1, int(PRUNE_ROWS / per_task))
+    half = max(1, (copies - 1) // 2)
+    return half if smoke else min(half, int(PRUNE_ROWS / per_task))
+
+
+def measure_prune(
+    tasker: Any,
+    url: str,
+    single: str,
+    rows: dict[str, int],
+    copies: int,
+    victims: int,
+    pace: float | None = None,
+) -> dict[str, Any]:
+    """Prune the ``victims`` oldest finished copies at ``pace`` (None: the default) while
+    another thread runs claim and record cycles; their latency before and during the
+    prune, and what the database sessions waited on meanwhile (sampled every few ms)."""
+    from tasker.engine.retention import DEFAULT_PACE
+
+    per_task = sum(rows.values()) / max(1, copies - 1)
     cutoff = mark_oldest_finished(url, victims)
     ready(tasker, single, CYCLES_DURING_PRUNE * BATCH)
     before = [sum(cycle(tasker)) for _ in range(20)]
@@ -245,7 +284,7 @@ def measure_prune(
         thread.start()
     started = time.perf_counter()
     try:
-        pruned = tasker.prune_tasks(cutoff)
+        pruned = tasker.prune_tasks(cutoff, **({} if pace is None else {"pace": pace}))
     finally:
         seconds = time.perf_counter() - started
         done.set()
@@ -256,6 +295,7 @@ def measure_prune(
     slow = [(a, b) for a, b in during if (b - a) * 1000 > 2 * median(before)]
     return {
         "tasks": pruned,
+        "pace": pace or DEFAULT_PACE,
         "rows": round(pruned * per_task),
         "seconds": seconds,
         "cycle_ms_before": before,

@@ -2,7 +2,8 @@
 
 One worker process (concurrency 200, batch 100) runs 100,000 no-op steps (1,000 tasks of
 100 independent steps; ``--smoke``: 2,000). Every second its VmRSS and VmHWM are read
-from ``/proc/<pid>/status`` together with the steps done so far (``tasks.done_steps``).
+from ``/proc/<pid>/status``, with its thread count and the steps done so far
+(``tasks.done_steps``): a handler pool that grew would show there.
 Reported: RSS when 10 %, 50 % and 100 % of the steps were done, the peak (VmHWM), and
 the growth from 50 % to 100 %; "flat" means that growth is at most 5 %.
 """
@@ -108,7 +109,9 @@ def run(run: Run) -> ScenarioResult:
             better="lower",
             key=f"memory.{backend}.growth",
             target=f"<= {FLAT_GROWTH * 100:.0f} % (flat after warm-up)",
-            detail=f"peak (VmHWM) {peak:.1f} MiB; {steps / run_seconds:,.0f} steps/s sustained",
+            detail=f"peak (VmHWM) {peak:.1f} MiB; {steps / run_seconds:,.0f} steps/s sustained;"
+            f" threads at 50 % / 100 %: {points['50%'].get('Threads')} /"
+            f" {points['100%'].get('Threads')}",
         )
     )
     flat.met = growth <= FLAT_GROWTH

@@ -119,11 +119,13 @@ def test_retention_commands_prune_finished_tasks_and_old_events(
     run_until_final(tasker, done)
     still_open = create(tasker, "three_steps", "accept", order_id=2)
     assert cli("task", "prune", "--finished-before", "2000-01-01").out.startswith("deleted 0")
-    result = cli("task", "prune", "--finished-before", "2999-01-01", "--batch-size", "1")
+    result = cli(
+        "task", "prune", "--finished-before", "2999-01-01", "--batch-size", "1", "--pace", "0.5"
+    )
     assert result.code == 0 and result.out.startswith("deleted 1 tasks")
     assert [t["id"] for t in tasker.list_tasks()] == [still_open]
     assert {e["task_id"] for e in tasker.events()} == {still_open}
-    assert cli("events", "prune", "--older-than", "0s").out.startswith("deleted ")
+    assert cli("events", "prune", "--older-than", "0s", "--pace", "1").out.startswith("deleted ")
     assert tasker.events() == []
     bad = cli("events", "prune", "--older-than", "soon")
     assert bad.code == 2 and "not a duration" in bad.err

@@ -119,6 +119,12 @@ def test_durations_and_dates_out_of_range_are_usage_errors(cli: Cli, tasker: Tas
         assert_refused(cli, "events", "prune", "--older-than", older_than, says="--older-than")
     for before in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "99999-01-01"):
         assert_refused(cli, "task", "prune", "--finished-before", before, says="--finished-before")
+    # A pace is a share of the time spent deleting: above 0, at most 1.
+    for pace in ("0", "-0.5", "1.5", "nan", "inf", "fast"):
+        assert_refused(cli, "events", "prune", "--older-than", "0s", "--pace", pace, says="--pace")
+        assert_refused(
+            cli, "task", "prune", "--finished-before", "2999-01-01", "--pace", pace, says="--pace"
+        )
     # A worker's durations and concurrency too (an infinite lease would never let it stop).
     for option, value in (
         ("--lease-seconds", "inf"),

@@ -248,7 +248,15 @@ def test_retention_prunes_in_batches(tasker: Tasker) -> None:
     assert isinstance(tasker.clock, FakeClock)
     tasker.clock.advance(3600)
     open_id, _ = tasker.create_task(TaskRequest("pipeline"))
-    assert tasker.prune_tasks(tasker.now() - timedelta(minutes=30), batch_size=2) == 3
+    cutoff = tasker.now() - timedelta(minutes=30)
+    # A pace that is not a share of time is refused before anything is deleted
+    for pace in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="pace must be above 0 and at most 1"):
+            tasker.prune_tasks(cutoff, pace=pace)
+        with pytest.raises(ValueError, match="pace must be above 0 and at most 1"):
+            tasker.prune_events(timedelta(0), pace=pace, force=True)
+    assert len(tasker.list_tasks()) == 4
+    assert tasker.prune_tasks(cutoff, batch_size=2, pace=0.5) == 3
     assert [t["id"] for t in tasker.list_tasks()] == [open_id]
     assert {e["task_id"] for e in tasker.events(limit=10_000)} == {open_id}
     tasker.clock.advance(86400 * 31)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from tasker.cli import common
+from tasker.engine.retention import DEFAULT_PACE
 
 app = typer.Typer(name="events", help="Read the event log.", no_args_is_help=True)
 
@@ -95,12 +96,22 @@ def prune_command(
             "--force", help="Also delete events that active durable consumers have not read."
         ),
     ] = False,
+    pace: Annotated[
+        float,
+        typer.Option(
+            "--pace",
+            min=0.01,
+            max=1.0,
+            help="Share of the time spent deleting: after each batch the prune rests for"
+            " the rest (1: back to back).",
+        ),
+    ] = DEFAULT_PACE,
 ) -> None:
     """Delete old events in small batches, so workers are never held up. Events that an
     active durable consumer has not read yet are kept (see docs/operations.md)."""
     age = common.parse_duration(older_than, "--older-than")
     with common.open_tasker(ctx) as tasker:
-        pruned = tasker.prune_events(age, batch_size=batch_size, force=force)
+        pruned = tasker.prune_events(age, batch_size=batch_size, force=force, pace=pace)
     typer.echo(f"deleted {pruned.deleted} events older than {older_than}")
     if pruned.kept:
         typer.echo(

@@ -25,6 +25,7 @@ from tasker.definitions.template import MAX_PRIORITY, MIN_PRIORITY
 from tasker.engine.coverage import NO_WORKER_FOR_HANDLER
 from tasker.engine.creation import TaskRequest
 from tasker.engine.flow import describe as describe_wait
+from tasker.engine.retention import DEFAULT_PACE
 from tasker.exceptions import TemplateNotFound, ValidationError
 from tasker.facade import Tasker
 from tasker.states import State
@@ -415,11 +416,22 @@ def prune_command(
             "--batch-size", min=1, max=common.MAX_ID, help="Tasks deleted per transaction."
         ),
     ] = 200,
+    pace: Annotated[
+        float,
+        typer.Option(
+            "--pace",
+            min=0.01,
+            max=1.0,
+            help="Share of the time spent deleting: after each batch the prune rests for"
+            " the rest (1: back to back).",
+        ),
+    ] = DEFAULT_PACE,
 ) -> None:
-    """Delete finished tasks (with their steps, history and events) in small batches."""
+    """Delete finished tasks (with their steps, history and events) in small batches,
+    resting between them so workers' commits are not held up behind the deletes."""
     cutoff = common.parse_time(finished_before, "--finished-before")
     with common.open_tasker(ctx) as tasker:
-        deleted = tasker.prune_tasks(cutoff, batch_size=batch_size)
+        deleted = tasker.prune_tasks(cutoff, batch_size=batch_size, pace=pace)
     typer.echo(f"deleted {deleted} tasks finished before {cutoff.isoformat()}")
 
 

@@ -8,10 +8,17 @@ read it. A consumer is active while it holds its lease or was seen within
 or releases the lease on a clean stop. So a consumer stopped for a deploy keeps its
 events, and one abandoned long ago (its process gone, its name no longer used) holds
 nothing back for ever. ``force`` prunes regardless of consumers.
+
+Pruning is paced (``paced``): after each full batch it rests, so that deleting takes at
+most ``pace`` of the wall time. A batch's commit flushes its WAL, and every commit that
+workers make meanwhile waits behind that flush; back to back, a million-row prune held
+some worker commits for a second (docs/performance.md, "Pacing the prune").
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +26,40 @@ from tasker.store.database import Connection, Row
 
 CONSUMER_ABANDONED_AFTER = timedelta(days=7)
 """A durable consumer not seen for this long no longer holds events back."""
+
+
+DEFAULT_PACE = 0.5
+"""The share of a prune's wall time spent deleting: it rests as long as each batch took."""
+
+
+def check_pace(pace: float) -> float:
+    """``pace`` when it is a share of time in (0, 1]; ValueError naming it otherwise."""
+    if not 0 < pace <= 1:  # NaN fails too
+        raise ValueError(f"pace must be above 0 and at most 1, got {pace!r}")
+    return pace
+
+
+def paced(
+    batch: Callable[[], int],
+    *,
+    batch_size: int,
+    pace: float,
+    sleep: Callable[[float], object] = time.sleep,
+    timer: Callable[[], float] = time.monotonic,
+) -> int:
+    """Run ``batch`` (one transaction, returning how many rows it deleted) until it deletes
+    fewer than ``batch_size``; returns the total. After each full batch, rest so that the
+    batches take at most ``pace`` of the time (1: back to back)."""
+    check_pace(pace)
+    total = 0
+    while True:
+        started = timer()
+        deleted = batch()
+        total += deleted
+        if deleted < batch_size:
+            return total
+        if pace < 1:
+            sleep((timer() - started) * (1 - pace) / pace)
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ def load_queries(dialect: str) -> dict[str, str]:
     return {name: _INCLUDE.sub(include, sql) for name, sql in queries.items()}
 
 
+@cache
 def planned_each_call(sql: str) -> bool:
     """Whether ``sql`` asks to be planned with its values at every call."""
     return _EACH_CALL in sql
