@@ -1,13 +1,14 @@
 """history_scale: the hot path with millions of finished steps in the database (issue 16).
 
-The same measurements twice on one PostgreSQL database: first with only the live work in
-it, then after adding finished history (tasks of 10 chained steps, complete, with their
-edges, state transitions and events), VACUUM ANALYZE after each. The history is copies of
+The same measurements on two PostgreSQL databases alike but for finished history (tasks
+of 10 chained steps, complete, with their edges, state transitions and events) added to
+one, VACUUM ANALYZE on both, in rounds that alternate between them. The history is copies of
 one task run to completion through the facade, written by one ``INSERT ... SELECT`` per
 table (ids offset per copy, column lists read from the catalogue): creating and running
 a million tasks through the engine would take hours on this machine.
 
-Measured (median of ``REPEATS`` after a warm-up):
+Measured (median of ``REPEATS``, over ``ROUNDS`` rounds of each database, after a
+warm-up in each round):
 
 - ``claim``: ``Tasker.claim`` of 50 ready steps and ``Tasker.record`` of their 50
   outcomes, as a worker makes them (history rows, events, finalization included);
@@ -25,6 +26,7 @@ what one machine runs). Smoke: 2,000 finished steps, each prune half of them.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -49,6 +51,7 @@ SUMMARY = "history_scale: claim, readiness, task list, events tail with 10M fini
 
 CHAIN = 10  # steps per finished task
 REPEATS = 21
+ROUNDS = 3  # the repeats are split into rounds, alternating the empty and the full database
 BATCH = 50
 FLAT = 1.2  # issue 16: within 20 % of the empty database
 PRUNE_ROWS = 1_000_000
@@ -58,13 +61,15 @@ CYCLES_DURING_PRUNE = 300  # ready work for the cycles beside the prune (20 befo
 def run(run: Run) -> ScenarioResult:
     result = ScenarioResult(NAME)
     finished_steps = run.pick(10_000_000, 2_000)
-    repeats = run.pick(REPEATS, 3)
+    repeats = run.pick(REPEATS, 4)
+    rounds = run.pick(ROUNDS, 2)
     copies = finished_steps // CHAIN
     result.sizes = {
         "finished_steps": copies * CHAIN,
         "finished_tasks": copies,
         "steps_per_task": CHAIN,
         "repeats": repeats,
+        "rounds": rounds,
         "claim_batch": BATCH,
         "prune_rows": run.pick(PRUNE_ROWS, None),
     }
@@ -73,30 +78,36 @@ def run(run: Run) -> ScenarioResult:
         return result
     single = write_template(run, "history_single", chain(1))
     live = write_template(run, "history_chain", chain(CHAIN))
-    with tasker_database(run, "postgres", NAME) as url:
-        tasker = open_tasker(run, url)
-        try:
-            (finished,), _ = create_tasks(run, url, live, 1)
-            from tasker.runtime.runner import run_until_final
-
-            assert run_until_final(tasker, finished) == "complete"
-            (active,), _ = create_tasks(run, url, live, 1)
-            vacuum(url)
-            empty = measure(tasker, single, active, repeats)
-            seeded = time.perf_counter()
-            rows = copy_history(url, finished, copies - 1)
-            result.notes.append(
-                f"{copies * CHAIN:,} finished steps ({sum(rows.values()):,} rows: "
-                + ", ".join(f"{t} {n:,}" for t, n in rows.items())
-                + f") seeded in {time.perf_counter() - seeded:.0f} s"
-            )
-            vacuum(url)
-            full = measure(tasker, single, active, repeats)
-            victims = prune_victims(rows, copies, run.smoke)
-            paced = measure_prune(tasker, url, single, rows, copies, victims)
-            back_to_back = measure_prune(tasker, url, single, rows, copies, victims, pace=1.0)
-        finally:
-            tasker.close()
+    with contextlib.ExitStack() as stack:
+        url, empty_url = (
+            stack.enter_context(tasker_database(run, "postgres", name))
+            for name in (NAME, f"{NAME}_empty")
+        )
+        tasker, empty_tasker = (open_tasker(run, u) for u in (url, empty_url))
+        stack.callback(tasker.close)
+        stack.callback(empty_tasker.close)
+        finished, active = live_tasks(run, url, live)
+        assert live_tasks(run, empty_url, live) == (finished, active)
+        seeded = time.perf_counter()
+        rows = copy_history(url, finished, copies - 1)
+        result.notes.append(
+            f"{copies * CHAIN:,} finished steps ({sum(rows.values()):,} rows: "
+            + ", ".join(f"{t} {n:,}" for t, n in rows.items())
+            + f") seeded in {time.perf_counter() - seeded:.0f} s"
+        )
+        vacuum(url)
+        vacuum(empty_url)
+        # Rounds alternate between the two databases, so a machine whose speed drifts
+        # (it did, by 2x within a day) weighs on both halves alike.
+        empty: dict[str, list[float]] = {}
+        full: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for into, on in ((empty, empty_tasker), (full, tasker)):
+                for key, samples in measure(on, single, active, repeats // rounds).items():
+                    into.setdefault(key, []).extend(samples)
+        victims = prune_victims(rows, copies, run.smoke)
+        paced = measure_prune(tasker, url, single, rows, copies, victims)
+        back_to_back = measure_prune(tasker, url, single, rows, copies, victims, pace=1.0)
     label = f"{copies * CHAIN:,} finished steps"
     for key, what in {
         "claim": f"claim {BATCH} steps (+ history, events)",
@@ -168,6 +179,21 @@ def report_prune(result: ScenarioResult, prune: dict[str, Any], how: str, suffix
 
 def top(waits: dict[str, int], n: int = 4) -> str:
     return ", ".join(f"{wait} {count}" for wait, count in list(waits.items())[:n]) or "nothing"
+
+
+def live_tasks(run: Run, url: str, template: str) -> tuple[int, int]:
+    """A task of ``template`` run to completion (the one the history copies) and one left
+    live (the one readiness reads): their ids."""
+    from tasker.runtime.runner import run_until_final
+
+    (finished,), _ = create_tasks(run, url, template, 1)
+    tasker = open_tasker(run, url)
+    try:
+        assert run_until_final(tasker, finished) == "complete"
+    finally:
+        tasker.close()
+    (active,), _ = create_tasks(run, url, template, 1)
+    return finished, active
 
 
 def measure(tasker: Any, single: str, active: int, repeats: int) -> dict[str, list[float]]:
