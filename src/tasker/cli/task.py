@@ -427,8 +427,8 @@ def prune_command(
         ),
     ] = DEFAULT_PACE,
 ) -> None:
-    """Delete finished tasks (with their steps, history and events) in small batches,
-    resting between them so workers' commits are not held up behind the deletes."""
+    """Delete finished tasks (with their steps, history and events) in small batches, with
+    a rest after each when --pace is below 1."""
     cutoff = common.parse_time(finished_before, "--finished-before")
     with common.open_tasker(ctx) as tasker:
         deleted = tasker.prune_tasks(cutoff, batch_size=batch_size, pace=pace)
