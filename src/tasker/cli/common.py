@@ -323,4 +323,14 @@ ContextFileOption = Annotated[
     ),
 ]
 NamespaceOption = Annotated[str, typer.Option(help="Template namespace.")]
+PaceOption = Annotated[
+    float,
+    typer.Option(
+        "--pace",
+        min=0.01,
+        max=1.0,
+        help="Share of the time spent deleting: after each batch the prune rests for"
+        " the rest (1: back to back).",
+    ),
+]
 VersionOption = Annotated[str | None, typer.Option(help="Template version (default: the highest).")]

@@ -96,16 +96,7 @@ def prune_command(
             "--force", help="Also delete events that active durable consumers have not read."
         ),
     ] = False,
-    pace: Annotated[
-        float,
-        typer.Option(
-            "--pace",
-            min=0.01,
-            max=1.0,
-            help="Share of the time spent deleting: after each batch the prune rests for"
-            " the rest (1: back to back).",
-        ),
-    ] = DEFAULT_PACE,
+    pace: common.PaceOption = DEFAULT_PACE,
 ) -> None:
     """Delete old events in small batches, so workers are never held up. Events that an
     active durable consumer has not read yet are kept (see docs/operations.md)."""

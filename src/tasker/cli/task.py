@@ -416,16 +416,7 @@ def prune_command(
             "--batch-size", min=1, max=common.MAX_ID, help="Tasks deleted per transaction."
         ),
     ] = 200,
-    pace: Annotated[
-        float,
-        typer.Option(
-            "--pace",
-            min=0.01,
-            max=1.0,
-            help="Share of the time spent deleting: after each batch the prune rests for"
-            " the rest (1: back to back).",
-        ),
-    ] = DEFAULT_PACE,
+    pace: common.PaceOption = DEFAULT_PACE,
 ) -> None:
     """Delete finished tasks (with their steps, history and events) in small batches, with
     a rest after each when --pace is below 1."""
