@@ -197,8 +197,14 @@ class PostgresDatabase:
             raw.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
                 yield PostgresConnection(raw, self._queries)
-            finally:
+            except BaseException:
                 raw.rollback()
+                raise
+            # COMMIT, not ROLLBACK: the same for a read-only transaction, but psycopg
+            # forgets the connection's prepared statements at every ROLLBACK (one might
+            # have undone a PREPARE), and a worker's connections serve reads between
+            # claims and records, so none of its statements would ever stay prepared.
+            raw.commit()
 
     def listen(self, channel: str, timeout_seconds: float) -> bool:
         with self._listener_lock:
