@@ -130,6 +130,9 @@ class Worker:
         self._wake: asyncio.Event | None = None
         self._flush_wanted: asyncio.Event | None = None
         self._flushing = False
+        # Whether the last claim left work behind (it filled its batch, or could not claim
+        # at all for want of a free slot): only then does a freed slot claim at once.
+        self._more_waiting = True
         self._stop_deadline: float | None = None  # loop time; set once stopping
 
     @property
@@ -236,6 +239,7 @@ class Worker:
                     continue
                 for step in claimed:
                     self._inflight[step.step_id] = asyncio.create_task(self._run_step(step))
+            self._more_waiting = want == 0 or len(claimed) == want
             if claimed and len(claimed) == want:
                 continue  # more may be waiting
             if self.options.burst and await self._burst_done():
@@ -284,8 +288,12 @@ class Worker:
             self._flush_wanted.set()
         finally:
             self._inflight.pop(step.step_id, None)
-            if self._wake is not None:
-                self._wake.set()  # a slot is free: claim while the outcome is recorded
+            if self._wake is not None and self._more_waiting:
+                # A slot is free and work is waiting: claim while the outcome is recorded.
+                # Otherwise the queue was empty at the last claim, and what comes since
+                # wakes the loop itself (a NOTIFY, this outcome's recording): a claim now
+                # would find nothing and only compete with the recording for the CPU.
+                self._wake.set()
 
     async def _execute(self, step: ClaimedStep) -> Outcome:
         try:
