@@ -35,8 +35,8 @@ def pooled_url(postgres_url: str) -> Iterator[str]:
 
 
 def health(db: PostgresDatabase) -> None:
-    # In a transaction that commits, as the worker's are: psycopg forgets what it prepared
-    # at a ROLLBACK, which ends every read.
+    # In a transaction that commits, as the worker's (and its reads) do: psycopg forgets
+    # what it prepared at a ROLLBACK.
     with db.transaction() as conn:
         conn.fetch_one("get_system_health_counts", now=datetime.now(UTC))
 
