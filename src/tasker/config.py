@@ -33,6 +33,9 @@ class Settings:
     max_task_steps: most steps one task may have, map instances included; a map that
         would go past it fails its step for good (``TASKER_MAX_TASK_STEPS``, default
         100,000 steps).
+    pooler: how to reach PostgreSQL through PgBouncer (``TASKER_PGBOUNCER``,
+        ``TASKER_LISTEN_URL``, see ``PoolerSettings``); none means the process's own
+        environment, as ``from_env`` reads it.
     """
 
     database_url: str = DEFAULT_DATABASE_URL
@@ -43,6 +46,7 @@ class Settings:
     subscribers: tuple[str, ...] = field(default_factory=tuple)
     max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
     max_task_steps: int = 100_000
+    pooler: PoolerSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -79,6 +83,10 @@ class Settings:
             values["subscribers"] = tuple(s.strip() for s in subscribers.split(",") if s.strip())
         if auth := env.get("TASKER_AUTH"):
             values["auth"] = _parse_switch("TASKER_AUTH", auth)
+        # From the same mapping as the URL: settings read from a given environment must
+        # not take the pooler mode from the process's own (prepared statements behind a
+        # transaction-pooling PgBouncer collide on its shared server sessions).
+        values["pooler"] = PoolerSettings.from_env(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)  # type: ignore[arg-type]
         settings.check()

@@ -1,6 +1,7 @@
 """On PostgreSQL the statements a worker repeats stay prepared on their connection: psycopg
 prepares a query from its fifth run and forgets everything at a ROLLBACK, so reads end
-with COMMIT (the same for a read-only transaction)."""
+with COMMIT (the same for a read-only transaction). Behind PgBouncer nothing is prepared,
+and settings read from an environment that says so carry that to every connection."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tasker.config import Settings
+from tasker.facade import Tasker
 from tasker.store.postgres import PostgresConnection, PostgresDatabase
 
 pytestmark = pytest.mark.postgres
@@ -51,3 +54,20 @@ def test_a_read_that_fails_still_rolls_back(postgres_url: str) -> None:
             assert conn.fetch_one("get_system_health_counts", now=datetime.now(UTC))
     finally:
         db.close()
+
+
+def test_settings_that_say_pgbouncer_prepare_nothing(postgres_url: str) -> None:
+    # Given settings read from an environment that puts PgBouncer in front of the URL
+    # (the test process's own environment does not say so)
+    env = {"TASKER_DATABASE_URL": postgres_url, "TASKER_PGBOUNCER": "on"}
+    with Tasker.from_settings(Settings.from_env(env)) as tasker:
+        db = tasker.database
+        assert isinstance(db, PostgresDatabase)
+        # When the same read runs far past psycopg's threshold for preparing it
+        for _ in range(12):
+            assert tasker.read(lambda c: c.fetch_one("get_task", task_id=1)) is None
+        # Then the connection prepared nothing: on PgBouncer's shared server sessions a
+        # prepared statement collides with another client's of the same name
+        with db.read() as conn:
+            assert conn._raw.prepare_threshold is None
+            assert prepared_here(conn) == []

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tasker.config import Settings
+from tasker.config import PoolerSettings, Settings
 from tasker.exceptions import ConfigurationError
 
 # Every Settings field, its variable and its default when the variable is unset.
@@ -22,6 +22,7 @@ DEFAULTS = {
     "subscribers": ("TASKER_SUBSCRIBERS", ()),
     "max_result_bytes": ("TASKER_MAX_RESULT_BYTES", 1_048_576),
     "max_task_steps": ("TASKER_MAX_TASK_STEPS", 100_000),
+    "pooler": ("TASKER_PGBOUNCER", PoolerSettings(pgbouncer=False, listen_url=None)),
 }
 
 # (variable, value) -> (field, parsed value)
@@ -52,6 +53,14 @@ GOOD = [
     ),
     ("TASKER_MAX_RESULT_BYTES", "2048", "max_result_bytes", 2048),
     ("TASKER_MAX_TASK_STEPS", "500", "max_task_steps", 500),
+    ("TASKER_PGBOUNCER", "on", "pooler", PoolerSettings(pgbouncer=True)),
+    ("TASKER_PGBOUNCER", "off", "pooler", PoolerSettings(pgbouncer=False)),
+    (
+        "TASKER_LISTEN_URL",
+        "postgresql://u@db/t",
+        "pooler",
+        PoolerSettings(listen_url="postgresql://u@db/t"),
+    ),
 ]
 
 # (variable, bad value): each must fail with a ConfigurationError naming the variable
@@ -71,6 +80,8 @@ BAD = [
     ("TASKER_LOG_FORMAT", "JSON"),
     ("TASKER_AUTH", "maybe"),
     ("TASKER_AUTH", "enabled"),
+    ("TASKER_PGBOUNCER", "sometimes"),
+    ("TASKER_LISTEN_URL", "http://db:5432/t"),
 ]
 
 
@@ -109,3 +120,15 @@ def test_an_option_overrides_the_variable_and_none_does_not() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Settings().lease_seconds = 1.0  # type: ignore[misc]
+
+
+def test_the_pooler_mode_comes_from_the_given_environment_not_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a process whose own environment says PgBouncer, and settings read from another
+    monkeypatch.setenv("TASKER_PGBOUNCER", "on")
+    # Then the given environment decides, as it does for the URL the pooler sits in front of
+    assert Settings.from_env({}).pooler == PoolerSettings(pgbouncer=False)
+    assert Settings.from_env({"TASKER_PGBOUNCER": "on"}).pooler == PoolerSettings(pgbouncer=True)
+    # And settings made by hand leave it to the process's environment, as before
+    assert Settings().pooler is None

@@ -77,10 +77,10 @@ def settings(ctx: typer.Context) -> Settings:
 def open_db(ctx: typer.Context, *, create: bool = False) -> Database:
     """Open the configured database. Unless ``create``, a SQLite file that does not exist
     is not created: the schema is made only by ``tasker db upgrade`` (and ``tasker demo``)."""
-    url = settings(ctx).database_url
+    configured = settings(ctx)
     if not create:
-        require_sqlite_file(url)
-    return open_database(url)
+        require_sqlite_file(configured.database_url)
+    return open_database(configured.database_url, pooler=configured.pooler)
 
 
 def missing_sqlite_file(url: str) -> str | None:

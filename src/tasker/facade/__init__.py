@@ -37,7 +37,8 @@ class Tasker(Tasks, Execution, Schedules, Inspection, Retention):
         loads templates without importing their handlers (a worker serves those that
         import, see ``TemplateRegistry.load_handlers``)."""
         registry = TemplateRegistry.from_paths(settings.templates, check_handlers=check_handlers)
-        return cls(open_database(settings.database_url), registry, clock=clock, settings=settings)
+        database = open_database(settings.database_url, pooler=settings.pooler)
+        return cls(database, registry, clock=clock, settings=settings)
 
     @classmethod
     def open(
@@ -51,7 +52,7 @@ class Tasker(Tasks, Execution, Schedules, Inspection, Retention):
     ) -> Tasker:
         """A Tasker on the database ``url`` names, its schema brought up to date first
         when ``migrate``. Close it (or use it as a context manager) when done."""
-        database = open_database(url)
+        database = open_database(url, pooler=settings.pooler if settings else None)
         try:
             if migrate:
                 migrations.upgrade(database)
