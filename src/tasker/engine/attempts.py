@@ -280,6 +280,7 @@ def record_outcomes(
         return report
 
     done_per_task: Counter[int] = Counter()
+    retrying: set[int] = set()  # tasks with a step claimable again after its backoff
     completed_ids: list[int] = []
     not_taken: list[int] = []
     finished = (
@@ -292,6 +293,8 @@ def record_outcomes(
         outcome, payload = pending_changes[row["id"]]
         report.recorded.append(row["id"])
         will_retry = row["status"] == "error" and payload.get("next_retry_at") is not None
+        if will_retry:
+            retrying.add(row["task_id"])
         report.step_results[row["id"]] = (
             ("retry" if will_retry else "failed") if row["status"] == "error" else row["status"]
         )
@@ -354,7 +357,10 @@ def record_outcomes(
         {**task, "done_steps": task["done_steps"] + done_per_task[task_id]}
         for task_id, task in tasks.items()
     ]
-    report.finalized = finalize(conn, list(tasks), history, now, actor=actor, tasks=current)
+    live = retrying | released.ready_tasks
+    report.finalized = finalize(
+        conn, list(tasks), history, now, actor=actor, tasks=current, live=live
+    )
     report.task_durations = {
         task_id: (now - tasks[task_id]["created_at"]).total_seconds()
         for task_id in report.finalized

@@ -458,7 +458,7 @@ class BatchCreation:
             )
             wake = creation.record_ready(history, task_id, template, created, run_at, now) or wake
         if wake:
-            conn.execute("notify_steps_ready")
+            history.notify_steps_ready()
         history.flush(conn, now)
         return task_ids
 

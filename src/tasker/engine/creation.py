@@ -206,7 +206,7 @@ def insert_task(
         actor=actor,
     )
     if record_ready(history, task_id, template, inserted, run_at, now):
-        conn.execute("notify_steps_ready")
+        history.notify_steps_ready()
     history.flush(conn, now)
     return task_id, [s for s in inserted if s["total_parents"] == 0]
 

@@ -6,6 +6,7 @@ task are serialised and exactly one of them sees the final picture.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,21 +24,26 @@ def finalize_tasks(
     *,
     actor: str | None = None,
     tasks: list[Row] | None = None,
+    live: Set[int] = frozenset(),
 ) -> dict[int, str]:
     """Close tasks that are done: ``complete`` when every step is complete or resolved,
     ``error`` when a step failed for good and nothing else can run. Returns the changes.
 
     ``tasks`` may pass the current rows (status, done_steps, total_steps...) when the
-    caller already has them, saving a read."""
+    caller already has them, saving a read; ``live`` the tasks the caller knows have a
+    step that can still run (it just made one claimable), which cannot fail now, so
+    nothing is read to know what blocks them."""
     if not task_ids:
         return {}
     if tasks is None:
         tasks = conn.fetch_all("get_tasks", task_ids=sorted(task_ids))
-    # Only an open task with steps left can fail: count what blocks those alone.
+    # Only an open task with steps left can fail: look at what blocks those alone.
     undecided = [
         task["id"]
         for task in tasks
-        if task["status"] in ACTIVE_TASK_STATES and task["done_steps"] < task["total_steps"]
+        if task["status"] in ACTIVE_TASK_STATES
+        and task["done_steps"] < task["total_steps"]
+        and task["id"] not in live
     ]
     blockers = {
         row["task_id"]: row
@@ -45,13 +51,13 @@ def finalize_tasks(
     }
     decided: dict[int, str] = {}
     for task in tasks:
-        counted = blockers.get(task["id"], {})
+        blocked = blockers.get(task["id"], {})
         to_state = final_state(
             task["status"],
             total_steps=task["total_steps"],
             done_steps=task["done_steps"],
-            live_steps=counted.get("live_steps", 0),
-            failed_steps=counted.get("failed_steps", 0),
+            live_steps=1 if task["id"] in live else int(bool(blocked.get("any_live"))),
+            failed_steps=int(bool(blocked.get("any_failed"))),
         )
         if to_state is not None:
             decided[task["id"]] = to_state

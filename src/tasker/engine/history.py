@@ -7,6 +7,7 @@ same transaction, so a state, its history row and its event commit together.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,7 @@ class HistoryWriter:
     def __init__(self) -> None:
         self.changes: list[Change] = []
         self.events: list[Event | Change] = []
+        self._wake_workers = False
 
     def change(self, change: Change) -> None:
         self.changes.append(change)
@@ -57,20 +59,33 @@ class HistoryWriter:
     def event(self, event: Event) -> None:
         self.events.append(event)
 
+    def notify_steps_ready(self) -> None:
+        """Wake the workers once this transaction commits: steps became claimable. Sent
+        with the history rows at ``flush`` (one round trip for all of it)."""
+        self._wake_workers = True
+
     def flush(self, conn: Connection, now: datetime) -> None:
         """Write everything collected. Call it last in the transaction: on PostgreSQL the
-        event insert holds the event-id counter until commit (ids in commit order)."""
+        event insert holds the event-id counter until commit (ids in commit order).
+
+        Nothing here is read back, so the statements go in one pipeline: a step's record
+        waits for one reply instead of one per statement."""
         task_rows = [_transition_row(c) for c in self.changes if c.step_id is None]
         step_rows = [_transition_row(c) for c in self.changes if c.step_id is not None]
-        if task_rows:
-            conn.execute("insert_task_transitions", rows=Json(task_rows), now=now)
-        if step_rows:
-            conn.execute("insert_step_transitions", rows=Json(step_rows), now=now)
-        if self.events:
-            event_rows = [_event_row(seq, e) for seq, e in enumerate(self.events)]
-            conn.execute("insert_events", rows=Json(event_rows), count=len(event_rows), now=now)
+        event_rows = [_event_row(seq, e) for seq, e in enumerate(self.events)]
+        statements = bool(task_rows) + bool(step_rows) + bool(event_rows) + self._wake_workers
+        with conn.pipeline() if statements > 1 else nullcontext():
+            if task_rows:
+                conn.execute("insert_task_transitions", rows=Json(task_rows), now=now)
+            if step_rows:
+                conn.execute("insert_step_transitions", rows=Json(step_rows), now=now)
+            if event_rows:
+                conn.execute("insert_events", rows=Json(event_rows), count=len(event_rows), now=now)
+            if self._wake_workers:
+                conn.execute("notify_steps_ready")
         self.changes.clear()
         self.events.clear()
+        self._wake_workers = False
 
 
 # Payload keys worth keeping in the history row itself (the rest live in the event).

@@ -12,6 +12,7 @@ followed by this; every transaction that may finish a task calls it.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Set
 from datetime import datetime
 from typing import Any
 
@@ -33,10 +34,11 @@ def finalize(
     *,
     actor: str | None = None,
     tasks: list[Row] | None = None,
+    live: Set[int] = frozenset(),
 ) -> dict[int, str]:
     """``finalize_tasks``, then the parents of the child tasks it finished are settled.
     Returns what ``finalize_tasks`` decided for ``task_ids``."""
-    decided = finalize_tasks(conn, task_ids, history, now, actor=actor, tasks=tasks)
+    decided = finalize_tasks(conn, task_ids, history, now, actor=actor, tasks=tasks, live=live)
     settle_parents(conn, history, decided, now, actor=actor)
     return decided
 

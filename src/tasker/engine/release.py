@@ -36,10 +36,12 @@ BRANCH_NOT_TAKEN = "branch not taken"
 
 @dataclass
 class Released:
-    """What releasing did: how many steps became claimable, and per task how many steps
-    reached a state that counts as done (skipped, or completed by a signal)."""
+    """What releasing did: how many steps became claimable and in which tasks, and per
+    task how many steps reached a state that counts as done (skipped, or completed by a
+    signal)."""
 
     ready: int = 0
+    ready_tasks: set[int] = field(default_factory=set)
     done: Counter[int] = field(default_factory=Counter)
 
     def add_done(self, rows: Iterable[Row]) -> None:
@@ -97,8 +99,9 @@ def release_children(
     for task_id, names in ready.items():
         history.event(Event("workflow.steps_ready", task_id, {"steps": sorted(names)}))
     if ready:
-        conn.execute("notify_steps_ready")
+        history.notify_steps_ready()
     released.ready = sum(len(names) for names in ready.values())
+    released.ready_tasks = set(ready)
     return released
 
 

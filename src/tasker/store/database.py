@@ -82,6 +82,13 @@ class Connection(Protocol):
         the block wrote (and propagates); the transaction itself goes on."""
         ...
 
+    def pipeline(self) -> AbstractContextManager[None]:
+        """Statements run in the block are sent without waiting for each reply, in one
+        round trip, for writes whose results nobody reads (``execute``). Errors may surface
+        at the end of the block instead of at their statement. A no-op where the backend
+        has no round trips to save (SQLite) or the driver cannot pipeline."""
+        ...
+
 
 class Database(Protocol):
     dialect: str

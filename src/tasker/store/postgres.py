@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +76,10 @@ def translate_errors(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: {exc}") from exc
 
 
+# Pipeline mode needs libpq 14 or later (the binary wheels bundle a recent one).
+PIPELINE_SUPPORTED = psycopg.Pipeline.is_supported()
+
+
 class PostgresConnection:
     def __init__(self, raw: psycopg.Connection[dict[str, Any]], queries: dict[str, str]):
         self._raw = raw
@@ -112,6 +116,15 @@ class PostgresConnection:
     def savepoint(self) -> Iterator[None]:
         # A nested psycopg transaction is a SAVEPOINT, rolled back to on any exception.
         with translate_errors("savepoint"), self._raw.transaction():
+            yield
+
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        # Errors of pipelined statements are raised when the pipeline syncs, on leaving it.
+        with (
+            translate_errors("pipeline"),
+            self._raw.pipeline() if PIPELINE_SUPPORTED else nullcontext(),
+        ):
             yield
 
 

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,9 @@ class SQLiteConnection:
             self._raw.execute("RELEASE tasker_item")
             raise
         self._raw.execute("RELEASE tasker_item")
+
+    def pipeline(self) -> AbstractContextManager[None]:
+        return nullcontext()  # in-process: there is no round trip to save
 
     def execute_script(self, sql: str) -> None:
         # executescript would COMMIT the surrounding transaction; run statement by statement.

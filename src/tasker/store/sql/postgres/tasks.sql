@@ -64,12 +64,13 @@ WHERE t.id = r.task_id
 RETURNING t.id, t.done_steps, t.total_steps, t.status;
 
 -- task_blockers --
--- For finalization: per task, steps that can still run and steps failed for good.
+-- For finalization: per task, whether a step can still run and whether one failed for
+-- good (EXISTS stops at the first such step; a count would read every step of the task).
 SELECT t.id AS task_id,
-       (SELECT count(*) FROM tasker.steps s WHERE s.task_id = t.id
-          AND (s.status = 'in_progress' OR s.claimable_at IS NOT NULL)) AS live_steps,
-       (SELECT count(*) FROM tasker.steps s WHERE s.task_id = t.id
-          AND s.status = 'error' AND s.claimable_at IS NULL) AS failed_steps
+       EXISTS (SELECT 1 FROM tasker.steps s WHERE s.task_id = t.id
+          AND (s.status = 'in_progress' OR s.claimable_at IS NOT NULL)) AS any_live,
+       EXISTS (SELECT 1 FROM tasker.steps s WHERE s.task_id = t.id
+          AND s.status = 'error' AND s.claimable_at IS NULL) AS any_failed
 FROM tasker.tasks t WHERE t.id = ANY(%(task_ids)s::bigint[]);
 
 -- task_step_views --
