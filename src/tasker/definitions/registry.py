@@ -20,6 +20,7 @@ class TemplateRegistry:
     def __init__(self) -> None:
         self._templates: dict[str, TemplateDefinition] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
+        self._imported: dict[str, Callable[..., Any]] = {}  # resolved by import, by path
 
     @classmethod
     def from_paths(cls, paths: Iterable[str], *, check_handlers: bool = True) -> TemplateRegistry:
@@ -98,10 +99,11 @@ class TemplateRegistry:
         )
 
     def resolve_handler(self, path: str) -> Callable[..., Any]:
-        """The function a handler path names: registered in-process first, else imported."""
-        function = self._handlers.get(path)
+        """The function a handler path names: registered in-process first, else imported
+        (once: a worker resolves the handler of every step it runs)."""
+        function = self._handlers.get(path) or self._imported.get(path)
         if function is None:
-            function = import_handler(path)
+            function = self._imported[path] = import_handler(path)
         return function
 
     def load_handlers(self, namespaces: Collection[str] | None = None) -> HandlerCoverage:
