@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import threading
 import time
+from concurrent.futures import Future
 
 from tasker.runtime.handler_threads import HandlerThreads
 
@@ -98,4 +99,73 @@ def test_a_given_up_future_ignores_its_late_result_and_others_still_arrive() -> 
     while pool.abandoned and time.monotonic() < deadline:
         time.sleep(0.01)
     assert pool.abandoned == 0  # counted until its handler returned
+    pool.shutdown()
+
+
+def hold(pool: HandlerThreads) -> tuple[Future[bool], threading.Event]:
+    """A job running on the pool's only thread until released."""
+    running, release = threading.Event(), threading.Event()
+
+    def job() -> bool:
+        running.set()
+        return release.wait(10)
+
+    busy = pool.submit(job)
+    assert running.wait(5)
+    return busy, release
+
+
+def test_submit_does_not_wait_for_a_new_thread_to_start(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given a pool whose one thread is busy, and thread starts that stall until released
+    # (a busy process: up to the switch interval each)
+    pool = HandlerThreads("test")
+    busy, release = hold(pool)
+    start = threading.Thread.start
+    in_start, finished, gate = threading.Event(), threading.Event(), threading.Event()
+
+    def stalled(thread: threading.Thread) -> None:
+        in_start.set()
+        gate.wait(10)
+        start(thread)
+        finished.set()
+
+    monkeypatch.setattr(threading.Thread, "start", stalled)
+    # When a job comes that needs a new thread
+    future = pool.submit(lambda: "ran")
+    # Then submit returned while that thread's start is still stalled (on the starter)
+    assert in_start.wait(5)
+    assert not finished.is_set()
+    gate.set()
+    assert future.result(timeout=5) == "ran"
+    release.set()
+    assert busy.result(timeout=5) is True
+    pool.shutdown()
+
+
+def test_a_thread_that_cannot_start_fails_one_job_and_the_pool_goes_on(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    pool = HandlerThreads("test")
+    busy, release = hold(pool)
+    start = threading.Thread.start
+    refuse = threading.Event()
+    refuse.set()
+
+    def out_of_threads(thread: threading.Thread) -> None:
+        if refuse.is_set():
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", out_of_threads)
+    # When the system cannot start the thread a job needs
+    refused = pool.submit(lambda: "never")
+    # Then that job fails with the reason, and nothing else does
+    error = refused.exception(timeout=5)
+    assert isinstance(error, RuntimeError)
+    assert "cannot start a thread" in str(error)
+    assert not busy.done()
+    # And once threads can start again, jobs run, on the freed thread or a new one
+    refuse.clear()
+    assert pool.submit(lambda: "later").result(timeout=5) == "later"
+    release.set()
+    assert busy.result(timeout=5) is True
+    assert [pool.submit(lambda v: v, n).result(timeout=5) for n in range(5)] == list(range(5))
     pool.shutdown()

@@ -11,12 +11,19 @@ threads are daemons, so an abandoned one never keeps the process alive.
 ``submit_to`` hands a job's result straight to an asyncio future, and hands results back
 in batches: the threads queue what finished and wake the loop once for all of it, rather
 than once per job through a ``concurrent.futures.Future`` chained to an asyncio one.
+
+New threads are started by a starter thread, not by the submitter: ``Thread.start`` waits
+until the new thread runs, which in a busy process is up to the interpreter's switch
+interval (5 ms), and a worker that claimed 100 steps would wait that long for each new
+thread before its event loop ran anything else. A job never waits for its own thread:
+any thread that is free first takes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import queue
 import threading
 from collections import deque
@@ -95,6 +102,9 @@ class HandlerThreads(Executor):
         self._running: dict[Hashable, _Job] = {}
         self._closed = False
         self._handoff: _Handoff | None = None
+        # Requests to start a thread (True), or to stop the starter (False); see _starter.
+        self._starts: queue.SimpleQueue[bool] = queue.SimpleQueue()
+        self._starter: threading.Thread | None = None
 
     @property
     def abandoned(self) -> int:
@@ -131,17 +141,56 @@ class HandlerThreads(Executor):
         with self._lock:
             if self._closed:
                 raise RuntimeError("HandlerThreads is shut down")
-            self._running[future] = job
             start = self._idle == 0
+            if start and self._starter is None:  # the first thread: the starter with it
+                starter = threading.Thread(
+                    target=self._start_threads, name=f"{self._name}-starter", daemon=True
+                )
+                starter.start()  # once; may raise, as a thread's start would
+                self._starter = starter
+            self._running[future] = job
             if start:
                 self._threads += 1
             else:
                 self._idle -= 1
-        if start:
-            threading.Thread(
-                target=self._serve, name=f"{self._name}-{id(job):x}", daemon=True
-            ).start()
         self._jobs.put(job)
+        if start:
+            self._starts.put(True)
+
+    def _start_threads(self) -> None:
+        """The starter: starts a thread per request until shutdown asks it to stop."""
+        serial = itertools.count(1)
+        while self._starts.get():
+            try:
+                threading.Thread(
+                    target=self._serve, name=f"{self._name}-{next(serial)}", daemon=True
+                ).start()
+            except RuntimeError as exc:  # the system is out of threads
+                self._refuse_one(exc)
+
+    def _refuse_one(self, exc: RuntimeError) -> None:
+        """A thread asked for could not start: one queued job fails with the error (any
+        one: they all wait alike), as its submit would have if it had started the thread.
+        If none is queued any more, a thread that came free took it: one fewer is idle
+        (and a stop that shutdown queued for that thread is one too many)."""
+        with self._lock:
+            self._threads -= 1
+        try:
+            job = self._jobs.get_nowait()
+        except queue.Empty:
+            job = None
+        if job is None:
+            with self._lock:
+                self._idle -= 1
+            return
+        with self._lock:
+            self._running.pop(job.future, None)
+        failure = RuntimeError(f"cannot start a thread for the handler: {exc}")
+        if job.handoff is not None:
+            assert isinstance(job.future, asyncio.Future)
+            job.handoff.put(job.future, failure, None)
+        elif isinstance(job.future, Future) and job.future.set_running_or_notify_cancel():
+            job.future.set_exception(failure)
 
     def abandon(self, future: Future[Any] | asyncio.Future[Any]) -> bool:
         """Give up on a running job (its step timed out). True if its thread is stuck in
@@ -159,6 +208,7 @@ class HandlerThreads(Executor):
         with self._lock:
             self._closed = True
             idle = self._idle
+        self._starts.put(False)  # after the starts already asked for: their jobs still run
         for _ in range(idle):
             self._jobs.put(None)
 
